@@ -1,0 +1,307 @@
+"""Settings: defaults, then an optional TOML file, then ``CLEANUP_*`` environment variables.
+
+Each setting has one name used everywhere: ``age_threshold_hours`` in the TOML file is
+``CLEANUP_AGE_THRESHOLD_HOURS`` in the environment. Per-portal policies live in the TOML file under
+``[portals."Portal Name"]``. Invalid values fail fast with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cleanup_core.checkpoints import portal_slug
+from cleanup_core.errors import ConfigError
+
+ENV_PREFIX = "CLEANUP_"
+CONFIG_ENV = "CLEANUP_CONFIG"
+DEFAULT_DATABASE_FILE = Path("data") / "tenders.db"
+
+# Below this many hours an age threshold risks cleaning slow but healthy runs.
+MIN_SAFE_THRESHOLD_HOURS = 12.0
+
+
+def _positive(kind: str) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a positive, finite number of {kind}")
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a positive, finite number of {kind}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(f"must be a positive, finite number of {kind}")
+        return number
+
+    return parse
+
+
+_hours = _positive("hours")
+
+
+def validate_threshold_hours(value: object, name: str = "age_threshold_hours") -> float:
+    """A positive, finite number of hours, or ``ValueError`` saying what is wrong."""
+    try:
+        return _hours(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}, got {value!r}") from None
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    return value
+
+
+def _timezone(value: object) -> tzinfo:
+    if isinstance(value, tzinfo):
+        return value
+    name = _text(value).strip()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Kolkata)"
+        ) from None
+
+
+def local_timezone() -> tzinfo:
+    """The machine's zone, which is what legacy ``datetime.now()`` timestamps were written in."""
+    import tzlocal
+
+    return tzlocal.get_localzone()
+
+
+@dataclass(frozen=True)
+class PortalOverride:
+    """Per-portal policy from ``[portals."Name"]``; unset fields fall back to the global ones."""
+
+    age_threshold_hours: float | None = None
+    heartbeat_timeout_minutes: float | None = None
+    exclude_from_cleanup: bool = False
+
+
+_PORTAL_PARSERS: dict[str, Callable[[object], Any]] = {
+    "age_threshold_hours": _hours,
+    "heartbeat_timeout_minutes": _positive("minutes"),
+    "exclude_from_cleanup": _boolean,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules one run is judged by."""
+
+    age_threshold: timedelta
+    heartbeat_timeout: timedelta
+    exclude_from_cleanup: bool = False
+    threshold_source: str = "default"
+
+    @property
+    def age_threshold_hours(self) -> float:
+        return self.age_threshold.total_seconds() / 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    checkpoint_dir: Path
+    age_threshold_hours: float = 24.0
+    heartbeat_timeout_minutes: float = 30.0
+    timezone: tzinfo = field(default_factory=local_timezone)
+    busy_timeout_seconds: float = 10.0
+    max_checkpoint_mb: float = 32.0
+    portals: Mapping[str, PortalOverride] = field(default_factory=dict)
+    database_is_default: bool = False
+    config_file: Path | None = None
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        config_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Defaults, then the TOML file (``config_file`` or ``$CLEANUP_CONFIG``), then the
+        environment, then ``overrides`` (e.g. command-line flags; ``None`` values are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        portals: dict[str, PortalOverride] = {}
+        path_text = config_file if config_file is not None else env.get(CONFIG_ENV)
+        path = Path(path_text).expanduser() if path_text else None
+        if path is not None:
+            file_values, portals = _read_toml(path)
+            values.update(file_values)
+        for name in _SETTING_PARSERS:
+            env_name = ENV_PREFIX + name.upper()
+            if env_name in env and env[env_name].strip() != "":
+                values[name] = _parse_setting(name, env[env_name], env_name)
+        for name, value in overrides.items():
+            if name not in _SETTING_PARSERS:
+                raise TypeError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = _parse_setting(name, value, f"--{name.replace('_', '-')}")
+        is_default = "database_url" not in values
+        values.setdefault("database_url", f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}")
+        values["database_url"] = _absolute_sqlite_url(values["database_url"])
+        values["checkpoint_dir"] = Path(values.get("checkpoint_dir", "checkpoints")).absolute()
+        return cls(
+            **values,
+            portals=portals,
+            database_is_default=is_default,
+            config_file=path.absolute() if path else None,
+        )
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some settings replaced (validated like the environment's)."""
+        parsed = {
+            name: _parse_setting(name, value, name)
+            for name, value in overrides.items()
+            if value is not None
+        }
+        if "database_url" in parsed:
+            parsed["database_url"] = _absolute_sqlite_url(parsed["database_url"])
+            parsed["database_is_default"] = False
+        if "checkpoint_dir" in parsed:
+            parsed["checkpoint_dir"] = Path(parsed["checkpoint_dir"]).absolute()
+        return replace(self, **parsed)
+
+    @property
+    def max_checkpoint_bytes(self) -> int:
+        return int(self.max_checkpoint_mb * 1024 * 1024)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def __post_init__(self) -> None:
+        by_slug = {portal_slug(name): override for name, override in self.portals.items()}
+        object.__setattr__(self, "_portals_by_slug", by_slug)
+
+    def portal_override(self, portal_name: str | None) -> PortalOverride:
+        """The portal's own policy; names match loosely ("Assam Tenders" = "assam_tenders")."""
+        return self._portals_by_slug.get(portal_slug(portal_name or ""), PortalOverride())
+
+    def policy_for(
+        self, portal_name: str | None, age_threshold_hours: float | None = None
+    ) -> Policy:
+        """The policy for ``portal_name``: its own settings win, then ``age_threshold_hours``
+        (e.g. a command-line flag), then the global defaults."""
+        override = self.portal_override(portal_name)
+        if override.age_threshold_hours is not None:
+            hours, source = override.age_threshold_hours, "portal policy"
+        elif age_threshold_hours is not None:
+            hours, source = validate_threshold_hours(age_threshold_hours), "requested"
+        else:
+            hours, source = self.age_threshold_hours, "default"
+        heartbeat = override.heartbeat_timeout_minutes or self.heartbeat_timeout_minutes
+        return Policy(
+            age_threshold=timedelta(hours=hours),
+            heartbeat_timeout=timedelta(minutes=heartbeat),
+            exclude_from_cleanup=override.exclude_from_cleanup,
+            threshold_source=source,
+        )
+
+    def describe(self) -> dict[str, str]:
+        """The settings as an operator would want to see them (no secrets in them)."""
+        shown = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "portals"}
+        shown["portals"] = ", ".join(sorted(self.portals)) or "(none)"
+        return shown
+
+
+_SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
+    "database_url": _text,
+    "checkpoint_dir": _text,
+    "age_threshold_hours": _hours,
+    "heartbeat_timeout_minutes": _positive("minutes"),
+    "timezone": _timezone,
+    "busy_timeout_seconds": _positive("seconds"),
+    "max_checkpoint_mb": _positive("megabytes"),
+}
+
+
+def _parse_setting(name: str, value: object, label: str) -> Any:
+    try:
+        return _SETTING_PARSERS[name](value)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc} (got {value!r})") from None
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, PortalOverride]]:
+    label = f"{CONFIG_ENV} file {path}"
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: file not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot be read: {exc}") from None
+    portals_table = data.pop("portals", {})
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _SETTING_PARSERS:
+            raise ConfigError(f"{label}: unknown setting {key!r}")
+        values[key] = _parse_setting(key, value, f"{path.name}: {key}")
+    if not isinstance(portals_table, dict):
+        raise ConfigError(f"{label}: [portals] must be a table of portal names")
+    portals = {}
+    for portal, table in portals_table.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{label}: [portals.{portal!r}] must be a table")
+        parsed = {}
+        for key, value in table.items():
+            if key not in _PORTAL_PARSERS:
+                raise ConfigError(f"{label}: unknown setting {key!r} for portal {portal!r}")
+            try:
+                parsed[key] = _PORTAL_PARSERS[key](value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{path.name}: portals.{portal}.{key}: {exc} (got {value!r})"
+                ) from None
+        portals[portal] = PortalOverride(**parsed)
+    return values, portals
+
+
+def _absolute_sqlite_url(url: str) -> str:
+    """Make a relative SQLite path absolute so every process (CLI, dashboard backend, scrapers)
+    opens the same file whatever its working directory."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"CLEANUP_DATABASE_URL: not a database URL (got {url!r}); "
+            "use e.g. sqlite:///data/tenders.db or postgresql+psycopg://user@host/db"
+        ) from None
+    if not parsed.drivername.startswith("sqlite"):
+        return url
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise ConfigError(
+            "CLEANUP_DATABASE_URL: an SQLite database must be a file path "
+            f"(got {url!r}); several processes share it"
+        )
+    return parsed.set(database=str(Path(database).expanduser().absolute())).render_as_string(
+        hide_password=False
+    )

@@ -1,0 +1,35 @@
+"""Errors a caller can act on. Every one carries a message meant for the operator."""
+
+
+class CleanupError(Exception):
+    """Base class: something the operator can fix or retry; never a programming error."""
+
+
+class ConfigError(CleanupError):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+class DatabaseError(CleanupError):
+    """The database could not be used (missing, locked, unreachable, not a database)."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database file is missing or the server cannot be reached."""
+
+
+class RunNotFoundError(CleanupError):
+    """One or more run ids do not exist."""
+
+    def __init__(self, run_ids: list[int]):
+        self.run_ids = sorted(run_ids)
+        listed = ", ".join(str(i) for i in self.run_ids)
+        noun = "run" if len(self.run_ids) == 1 else "runs"
+        super().__init__(f"No {noun} with id {listed}.")
+
+
+class RefusedError(CleanupError):
+    """The action is not allowed for this run in its current state; nothing was changed."""

@@ -1,0 +1,155 @@
+"""The tables. ``runs`` and ``tenders`` usually exist already (written by the operator's scrapers);
+the tool only ever adds nullable columns, indexes and its own tables to them (see ``db.adopt``).
+
+Timestamp columns are read back raw (text on legacy SQLite files, datetimes on PostgreSQL) and
+judged by ``timestamps.parse_timestamp``, so one odd legacy value can never break a query.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Float, Index, Integer, String, Text, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+from cleanup_core.timestamps import format_legacy, format_utc
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CLEANED = "Timeout - Auto-cleaned"
+
+_RUNNING_ONLY = text("status = 'running'")
+
+
+def dialect_timezone(dialect: Dialect) -> tzinfo:
+    """The zone naive timestamps are written in; ``db.make_engine`` stores it on the dialect."""
+    return getattr(dialect, "cleanup_timezone", UTC)
+
+
+class _Timestamp(TypeDecorator[Any]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return value
+
+
+class LegacyTimestamp(_Timestamp):
+    """``started_at``/``completed_at``: on SQLite, naive wall-clock text in the configured zone,
+    as the operator's own code writes them; on PostgreSQL, ``timestamptz``."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if not isinstance(value, datetime) or dialect.name != "sqlite":
+            return value
+        zone = dialect_timezone(dialect)
+        return format_legacy(value if value.tzinfo else value.replace(tzinfo=zone), zone)
+
+
+class UtcTimestamp(_Timestamp):
+    """The tool's own columns: UTC with an explicit offset (fixed width, sortable as text)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if not isinstance(value, datetime):
+            return value
+        if value.tzinfo is None:
+            raise ValueError("the tool's own timestamps must be timezone-aware")
+        return format_utc(value) if dialect.name == "sqlite" else value
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(
+            "ix_runs_running_portal",
+            "portal_name",
+            sqlite_where=_RUNNING_ONLY,
+            postgresql_where=_RUNNING_ONLY,
+        ),
+        Index("ix_runs_portal_id", "portal_name", "id"),
+        Index("ix_runs_status", "status"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    status: str | None = Field(default=None, sa_type=Text)
+    started_at: Any = Field(default=None, sa_column=Column("started_at", LegacyTimestamp()))
+    completed_at: Any = Field(default=None, sa_column=Column("completed_at", LegacyTimestamp()))
+    extracted_total_tenders: int | None = Field(default=None)
+    skipped_existing_total: int | None = Field(default=None)
+    # Added by the tool (nullable, so adopting a legacy table rewrites nothing):
+    last_heartbeat_at: Any = Field(
+        default=None, sa_column=Column("last_heartbeat_at", UtcTimestamp())
+    )
+    last_progress_at: Any = Field(
+        default=None, sa_column=Column("last_progress_at", UtcTimestamp())
+    )
+    worker_id: str | None = Field(default=None, sa_type=Text)
+    attempt: int | None = Field(default=None)
+
+
+class Tender(SQLModel, table=True):
+    __tablename__ = "tenders"
+    __table_args__ = (
+        Index("ix_tenders_run_id", "run_id"),
+        Index("ix_tenders_portal_tender", "portal_name", "tender_id"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None)
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    tender_id: str | None = Field(default=None, sa_type=Text)
+    title: str | None = Field(default=None, sa_type=Text)
+    organisation: str | None = Field(default=None, sa_type=Text)
+    closing_date: str | None = Field(default=None, sa_type=Text)
+    reference_number: str | None = Field(default=None, sa_type=Text)
+    category: str | None = Field(default=None, sa_type=Text)
+    value_inr: float | None = Field(default=None, sa_type=Float)
+    published_date: str | None = Field(default=None, sa_type=Text)
+
+
+class RunEvent(SQLModel, table=True):
+    """The audit trail: append-only, one row per change to a run."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (
+        Index("ix_run_events_run_id", "run_id", "id"),
+        Index("ix_run_events_portal", "portal_name", "id"),
+        Index("ix_run_events_action", "action", "id"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(sa_type=Integer)
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    action: str = Field(sa_type=Text)
+    actor: str = Field(sa_type=Text)
+    from_status: str | None = Field(default=None, sa_type=Text)
+    to_status: str | None = Field(default=None, sa_type=Text)
+    created_at: Any = Field(sa_column=Column("created_at", UtcTimestamp(), nullable=False))
+    details: str | None = Field(default=None, sa_type=Text)
+
+
+class SchemaVersion(SQLModel, table=True):
+    """Which of the tool's additive schema steps this database has had."""
+
+    __tablename__ = "cleanup_schema"
+    __table_args__ = ({"extend_existing": True},)
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(sa_type=Integer)
+    updated_at: Any = Field(sa_column=Column("updated_at", UtcTimestamp(), nullable=False))

@@ -1,0 +1,170 @@
+"""Reading and writing the timestamps found in run tables.
+
+Legacy scrapers wrote ``started_at``/``completed_at`` as text in many shapes (space or ``T``
+separator, microseconds, ``+05:30`` or ``Z``, sometimes day-first dates or epoch seconds). Naive
+values are wall-clock time in a configured zone. Everything here returns aware UTC datetimes so that
+age arithmetic is never off by a zone or a DST change; anything that cannot be read unambiguously
+raises ``ValueError`` and the caller takes the conservative path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
+
+# Epoch values above this are milliseconds, not seconds (year 5138 in seconds).
+_EPOCH_MS_CUTOFF = 100_000_000_000
+_MAX_TEXT = 64
+
+_NUMERIC = re.compile(r"^[+-]?\d+(\.\d+)?$")
+# 2026-11-27 09:15:02,123 / 2026-11-27 09:15:02.123456789 +05:30 / 2026/11/27T09:15
+_YMD = re.compile(
+    r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"
+    r"(?:[T ]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d+))?)?)?"
+    r"\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}:?\d{2})?$",
+    re.IGNORECASE,
+)
+# 27-11-2026 09:15:02 / 27/11/2026 (day first, as Indian portals write it)
+_DMY = re.compile(
+    r"^(?P<d>\d{1,2})[-/.](?P<m>\d{1,2})[-/.](?P<y>\d{4})"
+    r"(?:[T ]+(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d+))?)?)?"
+    r"\s*(?P<ampm>[AaPp][Mm])?$"
+)
+
+
+def parse_timestamp(value: object, tz: tzinfo) -> datetime | None:
+    """Turn a stored timestamp into an aware UTC datetime; ``None`` for NULL or blank.
+
+    Raises ``ValueError`` (never anything else) when the value cannot be read without guessing.
+    """
+    try:
+        parsed = _parse(value, tz)
+        return None if parsed is None else parsed.astimezone(UTC)
+    except (TypeError, OverflowError, ArithmeticError, OSError) as exc:
+        raise ValueError(f"unreadable timestamp {_show(value)}: {exc}") from None
+
+
+def _parse(value: object, tz: tzinfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=tz)
+    if isinstance(value, bool):
+        raise ValueError(f"unreadable timestamp {_show(value)}")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"unreadable timestamp {_show(value)}") from None
+    if not isinstance(value, str):
+        raise ValueError(f"unreadable timestamp {_show(value)}")
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > _MAX_TEXT:
+        raise ValueError(f"unreadable timestamp {_show(value)}: too long")
+    if _NUMERIC.match(text):
+        return _from_epoch(float(text))
+    for parse in (_parse_ymd, _parse_dmy, _parse_rfc2822):
+        result = parse(text, tz)
+        if result is not None:
+            return result
+    raise ValueError(f"unreadable timestamp {_show(value)}")
+
+
+def _from_epoch(seconds: float) -> datetime:
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"unreadable timestamp {seconds!r}: not a plausible epoch time")
+    if seconds > _EPOCH_MS_CUTOFF:
+        seconds /= 1000.0
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _parse_ymd(text: str, tz: tzinfo) -> datetime | None:
+    m = _YMD.match(text)
+    if not m:
+        return None
+    return _build(m, tz, zone_text=m.group("tz"))
+
+
+def _parse_dmy(text: str, tz: tzinfo) -> datetime | None:
+    m = _DMY.match(text)
+    if not m:
+        return None
+    day, month = int(m.group("d")), int(m.group("m"))
+    if day <= 12 and month <= 12 and day != month:
+        raise ValueError(f"ambiguous date {text!r}: day and month could be swapped")
+    result = _build(m, tz, zone_text=None)
+    ampm = (m.group("ampm") or "").lower()
+    if ampm:
+        hour = result.hour
+        if not 1 <= hour <= 12:
+            raise ValueError(f"unreadable timestamp {text!r}: hour {hour} with {ampm.upper()}")
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+        result = result.replace(hour=hour)
+    return result
+
+
+def _parse_rfc2822(text: str, tz: tzinfo) -> datetime | None:
+    if not re.search(r"[A-Za-z]{3}", text):
+        return None
+    try:
+        result = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return result if result.tzinfo else result.replace(tzinfo=tz)
+
+
+def _build(m: re.Match[str], tz: tzinfo, zone_text: str | None) -> datetime:
+    fraction = (m.group("f") or "0")[:6].ljust(6, "0")
+    result = datetime(
+        int(m.group("y")),
+        int(m.group("m")),
+        int(m.group("d")),
+        int(m.group("H") or 0),
+        int(m.group("M") or 0),
+        int(m.group("S") or 0),
+        int(fraction),
+    )
+    return result.replace(tzinfo=_zone(zone_text) if zone_text else tz)
+
+
+def _zone(text: str) -> tzinfo:
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"invalid UTC offset {text!r}")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def to_local_naive(moment: datetime, tz: tzinfo) -> datetime:
+    """Wall-clock time in ``tz`` without zone, as legacy code wrote ``started_at``."""
+    return moment.astimezone(tz).replace(tzinfo=None)
+
+
+def format_legacy(moment: datetime, tz: tzinfo) -> str:
+    """The text form written into legacy columns: ``2026-11-27 09:15:02.123456`` in zone ``tz``."""
+    return to_local_naive(moment, tz).isoformat(sep=" ", timespec="microseconds")
+
+
+def format_utc(moment: datetime) -> str:
+    """The text form of the tool's own columns: fixed width, UTC, sortable as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite: lint, then pytest on SQLite and
+# PostgreSQL. Usage: bash scripts/test.sh [extra pytest arguments]
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+
+ensure_postgres() {
+    if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return; fi
+    echo "==> starting PostgreSQL"
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    version="$(ls /etc/postgresql | sort -n | tail -1)"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main start
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && return; sleep 1; done
+    echo "error: PostgreSQL did not start on 127.0.0.1:5432" >&2
+    exit 1
+}
+ensure_postgres
+
+echo "==> ruff"
+ruff check .
+ruff format --check .
+
+echo "==> pytest"
+set +e
+python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "error: pytest collected no tests; that is a failure, not a pass." >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,359 @@
+"""The classification rules of DESIGN.md section 4, case by case, and their invariants."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cleanup_core import Action, CheckpointInfo, CheckpointStatus, Policy, RunFacts, RunState
+from cleanup_core.classify import classify
+from cleanup_core.timestamps import format_utc
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TZ = ZoneInfo("Asia/Kolkata")
+POLICY = Policy(age_threshold=timedelta(hours=24), heartbeat_timeout=timedelta(minutes=30))
+NO_CHECKPOINT = CheckpointInfo(Path("/cp/assam.json"), CheckpointStatus.MISSING)
+
+
+def checkpoint(count: int, run_id: int | None = None, status=CheckpointStatus.OK) -> CheckpointInfo:
+    return CheckpointInfo(Path("/cp/assam.json"), status, tender_count=count, run_id=run_id)
+
+
+def utc(hours: float = 0, minutes: float = 0) -> str:
+    return format_utc(NOW - timedelta(hours=hours, minutes=minutes))
+
+
+def judge(ckpt=NO_CHECKPOINT, policy=POLICY, **facts):
+    values = {"id": 1, "portal_name": "Assam", "status": "running", **facts}
+    return classify(RunFacts(**values), checkpoint=ckpt, policy=policy, now=NOW, tz=TZ)
+
+
+def rules(verdict) -> set[str]:
+    return {reason.rule for reason in verdict.reasons}
+
+
+# Naive text is IST wall-clock time: NOW (12:00 UTC) is 17:30 IST.
+OLD = "2026-11-26 17:30:00"  # 48 h ago
+YOUNG = "2026-11-28 15:30:00"  # 2 h ago
+
+
+@pytest.mark.parametrize(
+    ("case", "facts", "ckpt", "state"),
+    [
+        ("old, nothing", {"started_at": OLD}, NO_CHECKPOINT, RunState.DEAD),
+        (
+            "old, NULL counters",
+            {"started_at": OLD, "extracted_total_tenders": None},
+            NO_CHECKPOINT,
+            RunState.DEAD,
+        ),
+        (
+            "old, zero counters",
+            {"started_at": OLD, "extracted_total_tenders": 0, "skipped_existing_total": 0},
+            NO_CHECKPOINT,
+            RunState.DEAD,
+        ),
+        (
+            "old, extracted",
+            {"started_at": OLD, "extracted_total_tenders": 4},
+            NO_CHECKPOINT,
+            RunState.RESUMABLE,
+        ),
+        (
+            "old, skipped only",
+            {"started_at": OLD, "skipped_existing_total": 9},
+            NO_CHECKPOINT,
+            RunState.RESUMABLE,
+        ),
+        ("old, checkpoint data", {"started_at": OLD}, checkpoint(3), RunState.RESUMABLE),
+        (
+            "old, checkpoint of this run",
+            {"started_at": OLD},
+            checkpoint(3, run_id=1),
+            RunState.RESUMABLE,
+        ),
+        (
+            "old, checkpoint of another run",
+            {"started_at": OLD},
+            checkpoint(3, run_id=2),
+            RunState.DEAD,
+        ),
+        ("old, empty checkpoint", {"started_at": OLD}, checkpoint(0), RunState.DEAD),
+        (
+            "old, corrupt checkpoint",
+            {"started_at": OLD},
+            checkpoint(0, status=CheckpointStatus.CORRUPT),
+            RunState.ATTENTION,
+        ),
+        (
+            "old, oversized checkpoint",
+            {"started_at": OLD},
+            checkpoint(0, status=CheckpointStatus.OVERSIZED),
+            RunState.ATTENTION,
+        ),
+        (
+            "old, unsafe checkpoint",
+            {"started_at": OLD},
+            checkpoint(0, status=CheckpointStatus.UNSAFE),
+            RunState.ATTENTION,
+        ),
+        (
+            "old, corrupt checkpoint but progress",
+            {"started_at": OLD, "extracted_total_tenders": 2},
+            checkpoint(0, status=CheckpointStatus.CORRUPT),
+            RunState.RESUMABLE,
+        ),
+        ("young, nothing", {"started_at": YOUNG}, NO_CHECKPOINT, RunState.YOUNG),
+        (
+            "young with progress, no heartbeat ever",
+            {"started_at": YOUNG, "extracted_total_tenders": 5},
+            NO_CHECKPOINT,
+            RunState.YOUNG,
+        ),
+        (
+            "young with progress, heartbeat lost",
+            {"started_at": YOUNG, "extracted_total_tenders": 5, "last_heartbeat_at": utc(hours=1)},
+            NO_CHECKPOINT,
+            RunState.RESUMABLE,
+        ),
+        (
+            "young with checkpoint, heartbeat lost",
+            {"started_at": YOUNG, "last_heartbeat_at": utc(hours=1)},
+            checkpoint(2),
+            RunState.RESUMABLE,
+        ),
+        (
+            "young, no progress, heartbeat lost",
+            {"started_at": YOUNG, "last_heartbeat_at": utc(hours=1)},
+            NO_CHECKPOINT,
+            RunState.YOUNG,
+        ),
+        (
+            "old, fresh heartbeat",
+            {"started_at": OLD, "last_heartbeat_at": utc(minutes=5)},
+            NO_CHECKPOINT,
+            RunState.ALIVE,
+        ),
+        (
+            "ancient, fresh heartbeat",
+            {"started_at": "2020-01-01 00:00:00", "last_heartbeat_at": utc(minutes=29)},
+            NO_CHECKPOINT,
+            RunState.ALIVE,
+        ),
+        (
+            "heartbeat slightly in the future",
+            {"started_at": OLD, "last_heartbeat_at": utc(minutes=-3)},
+            NO_CHECKPOINT,
+            RunState.ALIVE,
+        ),
+        (
+            "old, stale heartbeat, nothing",
+            {"started_at": OLD, "last_heartbeat_at": utc(hours=3)},
+            NO_CHECKPOINT,
+            RunState.DEAD,
+        ),
+        (
+            "heartbeat garbage",
+            {"started_at": OLD, "last_heartbeat_at": "soon"},
+            NO_CHECKPOINT,
+            RunState.ATTENTION,
+        ),
+        ("start NULL", {"started_at": None}, NO_CHECKPOINT, RunState.ATTENTION),
+        ("start garbage", {"started_at": "last tuesday"}, NO_CHECKPOINT, RunState.ATTENTION),
+        (
+            "start NULL, heartbeat lost, progress",
+            {"started_at": None, "extracted_total_tenders": 3, "last_heartbeat_at": utc(hours=2)},
+            NO_CHECKPOINT,
+            RunState.RESUMABLE,
+        ),
+        (
+            "start far in the future",
+            {"started_at": "2027-01-01 00:00:00"},
+            NO_CHECKPOINT,
+            RunState.ATTENTION,
+        ),
+        (
+            "start a minute in the future",
+            {"started_at": utc(minutes=-1)},
+            NO_CHECKPOINT,
+            RunState.YOUNG,
+        ),
+        (
+            "counter garbage",
+            {"started_at": OLD, "extracted_total_tenders": "lots"},
+            NO_CHECKPOINT,
+            RunState.ATTENTION,
+        ),
+        (
+            "counter negative",
+            {"started_at": OLD, "skipped_existing_total": -1},
+            NO_CHECKPOINT,
+            RunState.ATTENTION,
+        ),
+        (
+            "counter as text digits",
+            {"started_at": OLD, "extracted_total_tenders": "12"},
+            NO_CHECKPOINT,
+            RunState.RESUMABLE,
+        ),
+        (
+            "counter as float",
+            {"started_at": OLD, "extracted_total_tenders": 0.0},
+            NO_CHECKPOINT,
+            RunState.DEAD,
+        ),
+        ("exactly at the threshold", {"started_at": utc(hours=24)}, NO_CHECKPOINT, RunState.DEAD),
+        (
+            "just under the threshold",
+            {"started_at": utc(hours=23, minutes=59)},
+            NO_CHECKPOINT,
+            RunState.YOUNG,
+        ),
+        (
+            "offset in the text",
+            {"started_at": "2026-11-26T12:00:00+00:00"},
+            NO_CHECKPOINT,
+            RunState.DEAD,
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_classification_table(case, facts, ckpt, state):
+    assert judge(ckpt, **facts).state is state, case
+
+
+def test_each_state_maps_to_the_pre_scrape_action():
+    assert judge(started_at=OLD).action is Action.CLEANUP
+    assert judge(started_at=OLD, extracted_total_tenders=1).action is Action.RESUME
+    assert judge(started_at=YOUNG).action is Action.WAIT
+    assert judge(started_at=OLD, last_heartbeat_at=utc(minutes=1)).action is Action.WAIT
+    assert judge(started_at=None).action is Action.WAIT
+
+
+def test_dead_verdict_carries_its_evidence():
+    verdict = judge(started_at=OLD, extracted_total_tenders=None)
+    assert rules(verdict) == {"no_progress", "no_checkpoint", "old"}
+    old = next(r for r in verdict.reasons if r.rule == "old")
+    assert old.evidence == {"age_hours": 48.0, "age_threshold_hours": 24.0}
+    assert verdict.age_hours == pytest.approx(48.0)
+    as_dict = verdict.to_dict()
+    assert as_dict["id"] == 1
+    assert as_dict["state"] == "dead"
+    assert as_dict["action"] == "cleanup"
+    assert as_dict["extracted_total_tenders"] == 0
+    assert {r["rule"] for r in as_dict["reasons"]} == {"no_progress", "no_checkpoint", "old"}
+    assert "48.0 h ago" in verdict.summary
+
+
+def test_checkpoint_reason_names_the_file_and_count():
+    verdict = judge(checkpoint(17), started_at=OLD)
+    reason = next(r for r in verdict.reasons if r.rule == "checkpoint_data")
+    assert reason.evidence["checkpoint_tenders"] == 17
+    assert reason.evidence["checkpoint_path"] == "/cp/assam.json"
+    assert verdict.checkpoint_tenders == 17
+
+
+def test_corrupt_checkpoint_is_flagged_with_its_reason():
+    bad = CheckpointInfo(Path("/cp/a.json"), CheckpointStatus.CORRUPT, detail="not valid JSON")
+    verdict = judge(bad, started_at=OLD)
+    assert verdict.state is RunState.ATTENTION
+    assert "checkpoint corrupt: not valid JSON" in verdict.summary
+
+
+def test_excluded_portal_is_never_dead():
+    policy = Policy(timedelta(hours=24), timedelta(minutes=30), exclude_from_cleanup=True)
+    verdict = judge(policy=policy, started_at=OLD)
+    assert verdict.state is RunState.ATTENTION
+    assert "portal_excluded" in rules(verdict)
+
+
+def test_per_portal_threshold_is_applied():
+    slow = Policy(timedelta(hours=72), timedelta(minutes=30), threshold_source="portal policy")
+    verdict = judge(policy=slow, started_at=OLD)
+    assert verdict.state is RunState.YOUNG
+    assert "threshold 72 h, portal policy" in verdict.summary
+
+
+def test_per_portal_heartbeat_timeout_is_applied():
+    strict = Policy(timedelta(hours=24), timedelta(minutes=5))
+    assert judge(policy=strict, started_at=OLD, last_heartbeat_at=utc(minutes=10)).state is (
+        RunState.DEAD
+    )
+    assert judge(started_at=OLD, last_heartbeat_at=utc(minutes=10)).state is RunState.ALIVE
+
+
+# -- invariants, over arbitrary facts -------------------------------------------------------
+
+timestamps = st.one_of(
+    st.none(),
+    st.text(max_size=30),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(
+        lambda d: d.isoformat(sep=" ")
+    ),
+    st.integers(min_value=-(10**12), max_value=10**13),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+counters = st.one_of(st.none(), st.integers(-5, 10**6), st.text(max_size=8), st.floats())
+checkpoints = st.builds(
+    CheckpointInfo,
+    path=st.just(Path("/cp/x.json")),
+    status=st.sampled_from(CheckpointStatus),
+    tender_count=st.integers(0, 50),
+    run_id=st.one_of(st.none(), st.integers(1, 3)),
+)
+policies = st.builds(
+    Policy,
+    age_threshold=st.timedeltas(timedelta(minutes=1), timedelta(days=30)),
+    heartbeat_timeout=st.timedeltas(timedelta(minutes=1), timedelta(days=1)),
+    exclude_from_cleanup=st.booleans(),
+)
+facts = st.builds(
+    RunFacts,
+    id=st.integers(1, 3),
+    portal_name=st.text(max_size=10),
+    status=st.just("running"),
+    started_at=timestamps,
+    extracted_total_tenders=counters,
+    skipped_existing_total=counters,
+    last_heartbeat_at=st.one_of(
+        st.none(),
+        st.timedeltas(timedelta(days=-1), timedelta(days=60)).map(lambda d: format_utc(NOW - d)),
+        st.text(max_size=10),
+    ),
+)
+
+
+@given(run=facts, ckpt=checkpoints, policy=policies)
+def test_dead_only_without_any_evidence(run, ckpt, policy):
+    verdict = classify(run, checkpoint=ckpt, policy=policy, now=NOW, tz=TZ)
+    if verdict.state is not RunState.DEAD:
+        return
+    # never dead with progress
+    assert verdict.extracted == 0
+    assert verdict.skipped == 0
+    # never dead with checkpoint data for this run, nor with an unreadable checkpoint
+    assert not ckpt.is_evidence_for(run.id)
+    assert not ckpt.status.is_problem
+    # never dead with a fresh heartbeat
+    assert verdict.heartbeat_age_minutes is None or (
+        verdict.heartbeat_age_minutes >= policy.heartbeat_timeout.total_seconds() / 60
+    )
+    # never dead below the threshold, or with an unknown age
+    assert verdict.age_hours is not None
+    assert verdict.age_hours >= policy.age_threshold.total_seconds() / 3600
+    assert not policy.exclude_from_cleanup
+    assert verdict.reasons
+
+
+@given(run=facts, ckpt=checkpoints, policy=policies)
+def test_every_verdict_explains_itself(run, ckpt, policy):
+    verdict = classify(run, checkpoint=ckpt, policy=policy, now=NOW, tz=TZ)
+    assert verdict.reasons
+    as_dict = verdict.to_dict()
+    assert as_dict["state"] == verdict.state.value
+    assert all("rule" in r and "message" in r for r in as_dict["reasons"])
+    json.dumps(as_dict, allow_nan=False)  # raises on values a browser or script cannot read

@@ -1,0 +1,154 @@
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cleanup_core import ConfigError, Settings
+from cleanup_core.config import validate_threshold_hours
+
+
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load({})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'tenders.db'}"
+    assert settings.database_is_default
+    assert settings.checkpoint_dir == tmp_path / "checkpoints"
+    assert settings.age_threshold_hours == 24
+    assert settings.heartbeat_timeout_minutes == 30
+    assert settings.timezone is not None
+
+
+def test_environment_variables(tmp_path):
+    env = {
+        "CLEANUP_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "CLEANUP_CHECKPOINT_DIR": str(tmp_path / "cp"),
+        "CLEANUP_AGE_THRESHOLD_HOURS": "36",
+        "CLEANUP_HEARTBEAT_TIMEOUT_MINUTES": "15",
+        "CLEANUP_TIMEZONE": "Asia/Kolkata",
+    }
+    settings = Settings.load(env)
+    assert settings.database_url == f"sqlite:///{tmp_path}/x.db"
+    assert not settings.database_is_default
+    assert settings.checkpoint_dir == tmp_path / "cp"
+    assert settings.age_threshold_hours == 36
+    assert settings.heartbeat_timeout_minutes == 15
+    assert settings.timezone == ZoneInfo("Asia/Kolkata")
+
+
+def test_relative_sqlite_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load({"CLEANUP_DATABASE_URL": "sqlite:///rel/runs.db"})
+    assert settings.database_url == f"sqlite:///{tmp_path}/rel/runs.db"
+
+
+def test_postgres_url_is_kept_as_given():
+    url = "postgresql+psycopg://scraper:secret@db.internal:5432/tenders"
+    assert Settings.load({"CLEANUP_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "abc", "CLEANUP_AGE_THRESHOLD_HOURS"),
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "0", "positive"),
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "-3", "positive"),
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "nan", "finite"),
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "inf", "finite"),
+        ("CLEANUP_HEARTBEAT_TIMEOUT_MINUTES", "soon", "CLEANUP_HEARTBEAT_TIMEOUT_MINUTES"),
+        ("CLEANUP_TIMEZONE", "Mars/Olympus", "CLEANUP_TIMEZONE"),
+        ("CLEANUP_DATABASE_URL", "not a url", "CLEANUP_DATABASE_URL"),
+        ("CLEANUP_DATABASE_URL", "sqlite://", "file path"),
+        ("CLEANUP_DATABASE_URL", "sqlite:///:memory:", "file path"),
+    ],
+)
+def test_invalid_values_fail_fast_naming_the_setting(name, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.load({name: value})
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cleanup.toml"
+    path.write_text(text)
+    return path
+
+
+def test_toml_file_with_per_portal_policies(tmp_path):
+    path = write_toml(
+        tmp_path,
+        """
+age_threshold_hours = 30
+timezone = "UTC"
+
+[portals."Assam Tenders"]
+age_threshold_hours = 72
+heartbeat_timeout_minutes = 10
+
+[portals.cppp]
+exclude_from_cleanup = true
+""",
+    )
+    settings = Settings.load({"CLEANUP_CONFIG": str(path)})
+    assert settings.config_file == path
+    assert settings.age_threshold_hours == 30
+    assessed = settings.policy_for("Assam Tenders")
+    assert assessed.age_threshold == timedelta(hours=72)
+    assert assessed.heartbeat_timeout == timedelta(minutes=10)
+    assert assessed.threshold_source == "portal policy"
+    # names match loosely, by slug
+    assert settings.policy_for("assam_tenders").age_threshold == timedelta(hours=72)
+    assert settings.policy_for("CPPP").exclude_from_cleanup
+    other = settings.policy_for("Kerala")
+    assert (other.age_threshold, other.heartbeat_timeout) == (
+        timedelta(hours=30),
+        timedelta(minutes=30),
+    )
+    assert not other.exclude_from_cleanup
+
+
+def test_requested_threshold_replaces_the_default_but_not_a_portal_policy(tmp_path):
+    path = write_toml(tmp_path, '[portals."Slow Portal"]\nage_threshold_hours = 96\n')
+    settings = Settings.load({"CLEANUP_CONFIG": str(path)})
+    assert settings.policy_for("Fast", 48).age_threshold == timedelta(hours=48)
+    assert settings.policy_for("Fast", 48).threshold_source == "requested"
+    assert settings.policy_for("Slow Portal", 48).age_threshold == timedelta(hours=96)
+
+
+def test_environment_wins_over_the_file(tmp_path):
+    path = write_toml(tmp_path, "age_threshold_hours = 30\n")
+    env = {"CLEANUP_CONFIG": str(path), "CLEANUP_AGE_THRESHOLD_HOURS": "40"}
+    assert Settings.load(env).age_threshold_hours == 40
+
+
+def test_explicit_overrides_win_over_everything(tmp_path):
+    env = {"CLEANUP_AGE_THRESHOLD_HOURS": "40"}
+    assert Settings.load(env, age_threshold_hours=50).age_threshold_hours == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("age_threshold_hours = 'x'", "age_threshold_hours"),
+        ("age_treshold_hours = 30", "unknown setting 'age_treshold_hours'"),
+        ("this is not toml", "cannot be read"),
+        ('[portals."A"]\nage_threshold_hours = -1', "portals.A.age_threshold_hours"),
+        ('[portals."A"]\nexclude_from_cleanup = "maybe"', "true or false"),
+        ('[portals."A"]\ncolour = "red"', "unknown setting 'colour' for portal 'A'"),
+        ("portals = 3", "must be a table"),
+    ],
+)
+def test_bad_config_file_names_the_problem(tmp_path, text, fragment):
+    path = write_toml(tmp_path, text)
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.load({"CLEANUP_CONFIG": str(path)})
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        Settings.load({"CLEANUP_CONFIG": str(tmp_path / "nope.toml")})
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "x", None, True])
+def test_threshold_validation_message(value):
+    with pytest.raises(ValueError, match="age_threshold_hours"):
+        validate_threshold_hours(value)
