@@ -3,7 +3,8 @@
 Pure functions: facts read from the database, what the checkpoint proves, the portal's policy and
 ``now`` go in; a verdict with its reasons comes out. The rules (DESIGN.md section 4):
 
-- alive: heartbeat fresher than the heartbeat timeout. Never touched, whatever its age.
+- alive: heartbeat fresher than the heartbeat timeout, and the worker has not released the run
+  (on Ctrl-C/SIGTERM the tracker records ``released_at``). Never touched, whatever its age.
 - young: no fresh heartbeat and younger than the age threshold: it may still be starting -> wait.
 - resumable: not alive, and progress (extracted or skipped > 0) or a checkpoint with tender data.
   A run that never sent a heartbeat must also be past the threshold (it may still be running).
@@ -70,6 +71,7 @@ class RunFacts:
     last_progress_at: object = None
     worker_id: str | None = None
     attempt: object = None
+    released_at: object = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def classify(
     started, start_problem = _read_time(facts.started_at, tz)
     heartbeat, heartbeat_problem = _read_time(facts.last_heartbeat_at, tz)
     progress_at, _ = _read_time(facts.last_progress_at, tz)
+    released, _ = _read_time(facts.released_at, tz)
     extracted = _counter(facts.extracted_total_tenders)
     skipped = _counter(facts.skipped_existing_total)
 
@@ -225,7 +228,18 @@ def classify(
             )
         )
         return verdict(RunState.ATTENTION)
-    if heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout:
+    was_released = released is not None and (heartbeat is None or released >= heartbeat)
+    if was_released:
+        # The worker let go of the run on purpose (Ctrl-C, SIGTERM): nobody is on it any more.
+        add(
+            Reason(
+                "released",
+                f"worker let go of the run {max(_minutes(now - released), 0):.0f} min ago "
+                "(interrupted); no heartbeat since",
+                {"released_at": released.isoformat()},
+            )
+        )
+    elif heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout:
         minutes = max(_minutes(heartbeat_age), 0.0)
         note = " (in the future: clock skew?)" if heartbeat_age < timedelta(0) else ""
         add(
@@ -239,7 +253,7 @@ def classify(
             )
         )
         return verdict(RunState.ALIVE)
-    if heartbeat_age is not None:
+    elif heartbeat_age is not None:
         add(
             Reason(
                 "heartbeat_lost",
@@ -320,7 +334,8 @@ def classify(
     is_old = age is not None and not start_problem and age >= policy.age_threshold
 
     # 4. The verdict.
-    if evidence and (is_old or heartbeat is not None):
+    had_worker = heartbeat is not None or was_released  # a tracked worker, now gone
+    if evidence and (is_old or had_worker):
         return verdict(RunState.RESUMABLE)
     if not is_old:
         known_young = age is not None and -FUTURE_TOLERANCE <= age < policy.age_threshold

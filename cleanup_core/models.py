@@ -99,6 +99,7 @@ class Run(SQLModel, table=True):
     )
     worker_id: str | None = Field(default=None, sa_type=Text)
     attempt: int | None = Field(default=None)
+    released_at: Any = Field(default=None, sa_column=Column("released_at", UtcTimestamp()))
 
 
 class Tender(SQLModel, table=True):

@@ -32,6 +32,7 @@ FACT_COLUMNS = (
     _runs.c.last_progress_at,
     _runs.c.worker_id,
     _runs.c.attempt,
+    _runs.c.released_at,
 )
 
 
@@ -95,6 +96,12 @@ def run_statuses(conn: Connection, run_ids: Sequence[int]) -> dict[int, RunStatu
     return found
 
 
+def no_live_worker(heartbeat_cutoff: datetime) -> Any:
+    """SQL: no heartbeat since ``heartbeat_cutoff``, or the worker released the run since."""
+    heartbeat, released = _runs.c.last_heartbeat_at, _runs.c.released_at
+    return or_(heartbeat.is_(None), heartbeat < heartbeat_cutoff, released >= heartbeat)
+
+
 def mark_cleaned(
     conn: Connection,
     run_ids: Sequence[int],
@@ -106,10 +113,7 @@ def mark_cleaned(
     """Compare-and-set clean-up: only rows that are still running, without a heartbeat newer
     than ``heartbeat_cutoff`` and (unless a person forces it) still without progress change.
     A live worker is never cut off, even when forced. Returns the ids that changed."""
-    guards = [
-        _runs.c.status == RUNNING,
-        or_(_runs.c.last_heartbeat_at.is_(None), _runs.c.last_heartbeat_at < heartbeat_cutoff),
-    ]
+    guards = [_runs.c.status == RUNNING, no_live_worker(heartbeat_cutoff)]
     if require_no_progress:
         guards += [
             func.coalesce(_runs.c.extracted_total_tenders, 0) == 0,

@@ -366,3 +366,21 @@ def test_naive_timestamps_are_read_in_the_configured_zone(service, runs):
     verdict = next(v for v in service.scan(now=NOW).verdicts if v.run_id == run_id)
     assert verdict.state is RunState.YOUNG
     assert verdict.age_hours == pytest.approx(23.5)
+
+
+def test_the_update_treats_a_released_run_as_having_no_live_worker(service, runs):
+    from cleanup_core import repository
+
+    run_id = runs.add(
+        started_at=ago(hours=30), last_heartbeat_at=ago(minutes=2), released_at=ago(minutes=1)
+    )
+    assert state_of(service, run_id) is RunState.DEAD
+    assert service.cleanup_run(run_id, now=NOW) is True
+    runs.update(
+        run_id, status="running", last_heartbeat_at=ago(minutes=1), released_at=ago(minutes=2)
+    )  # re-claimed by a worker after the release
+    with service.db.write() as conn:
+        cleaned = repository.mark_cleaned(
+            conn, [run_id], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
+        )
+    assert cleaned == []

@@ -357,3 +357,25 @@ def test_every_verdict_explains_itself(run, ckpt, policy):
     assert as_dict["state"] == verdict.state.value
     assert all("rule" in r and "message" in r for r in as_dict["reasons"])
     json.dumps(as_dict, allow_nan=False)  # raises on values a browser or script cannot read
+
+
+def test_a_released_run_is_not_alive_even_with_a_fresh_heartbeat():
+    """On Ctrl-C/SIGTERM the tracker releases the run: resumable at once, not in 30 minutes."""
+    verdict = judge(
+        started_at=YOUNG,
+        extracted_total_tenders=3,
+        last_heartbeat_at=utc(minutes=2),
+        released_at=utc(minutes=1),
+    )
+    assert verdict.state is RunState.RESUMABLE
+    assert "released" in rules(verdict)
+
+
+def test_a_heartbeat_after_the_release_means_a_worker_took_it_again():
+    verdict = judge(started_at=YOUNG, last_heartbeat_at=utc(minutes=1), released_at=utc(minutes=5))
+    assert verdict.state is RunState.ALIVE
+
+
+def test_a_released_run_without_evidence_is_not_dead_while_young():
+    verdict = judge(started_at=YOUNG, last_heartbeat_at=utc(minutes=2), released_at=utc(minutes=1))
+    assert verdict.state is RunState.YOUNG
