@@ -282,29 +282,7 @@ class CleanupService:
             facts = repository.running_facts(conn, run_ids=ids, lock=True)
             verdicts = {v.run_id: v for v in self._judge(facts, now, threshold)}
             targets = [v for v in verdicts.values() if v.state in allowed]
-            by_timeout: dict[timedelta, list[int]] = defaultdict(list)
-            for verdict in targets:
-                by_timeout[verdict.policy.heartbeat_timeout].append(verdict.run_id)
-            cleaned: set[int] = set()
-            for timeout, group in by_timeout.items():
-                cleaned.update(
-                    repository.mark_cleaned(
-                        conn,
-                        group,
-                        heartbeat_cutoff=now - timeout,
-                        completed_at=now,
-                        require_no_progress=not force,
-                    )
-                )
-            completed_raw = {f.id: f.completed_at for f in facts}
-            repository.insert_events(
-                conn,
-                (
-                    self._cleanup_event(verdicts[i], completed_raw[i], actor, now, force)
-                    for i in ids
-                    if i in cleaned
-                ),
-            )
+            cleaned = self.clean_locked(conn, targets, facts, actor=actor, now=now, force=force)
             left_alone = self._why_left_alone(conn, ids, cleaned, verdicts, allowed)
         for run_id in ids:
             if run_id in cleaned:
@@ -315,6 +293,52 @@ class CleanupService:
         result = CleanupResult(tuple(ids), tuple(i for i in ids if i in cleaned), left_alone)
         log.info("%s (by %s)", result.message, actor)
         return result
+
+    def clean_locked(
+        self,
+        conn: Any,
+        targets: Sequence[Verdict],
+        facts: Sequence[RunFacts],
+        *,
+        actor: str,
+        now: datetime,
+        force: bool = False,
+    ) -> set[int]:
+        """Inside the caller's write transaction, with ``facts`` read under lock: clean the
+        judged ``targets`` by compare-and-set and write one audit event per cleaned run.
+        Returns the ids this call cleaned. Shared by ``cleanup_runs`` and the worker's claim."""
+        by_timeout: dict[timedelta, list[int]] = defaultdict(list)
+        for verdict in targets:
+            by_timeout[verdict.policy.heartbeat_timeout].append(verdict.run_id)
+        cleaned: set[int] = set()
+        for timeout, group in by_timeout.items():
+            cleaned.update(
+                repository.mark_cleaned(
+                    conn,
+                    group,
+                    heartbeat_cutoff=now - timeout,
+                    completed_at=now,
+                    require_no_progress=not force,
+                )
+            )
+        completed_raw = {f.id: f.completed_at for f in facts}
+        repository.insert_events(
+            conn,
+            (
+                self._cleanup_event(v, completed_raw[v.run_id], actor, now, force)
+                for v in targets
+                if v.run_id in cleaned
+            ),
+        )
+        return cleaned
+
+    def check_portal_locked(
+        self, conn: Any, portal_name: str, *, now: datetime
+    ) -> tuple[PortalCheck, list[RunFacts]]:
+        """The pre-scrape verdict inside the caller's write transaction, reading the portal's
+        running rows under lock so they cannot change before it ends (the worker's claim)."""
+        facts = repository.running_facts(conn, portal_name=portal_name, lock=True)
+        return decide_portal(portal_name, self._judge(facts, now, None), now), facts
 
     def _cleanup_event(
         self, verdict: Verdict, previous_completed_at: Any, actor: str, now: datetime, force: bool
@@ -489,6 +513,12 @@ class CleanupService:
             )
         log.info("deleted %d run records by %s: %s", deleted, actor, ", ".join(map(str, ids)))
         return deleted
+
+    def run_status(self, run_id: int) -> str | None:
+        """The run's status, or ``None`` when there is no such run."""
+        with self.db.read() as conn:
+            found = repository.run_statuses(conn, [run_id])
+        return found[run_id].status if run_id in found else None
 
     # -- history -------------------------------------------------------------------------
 

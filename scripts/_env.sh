@@ -13,11 +13,14 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-wanted="$(sha256sum requirements.txt | cut -d' ' -f1)"
+wanted="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "==> installing requirements into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -r requirements.txt
+    # The package itself (editable), so `python -m cleanup_core` and `cleanup-core` work from
+    # any directory - cron, systemd and Task Scheduler do not start in the checkout.
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     echo "$wanted" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,3 @@
+from cleanup_core.cli import main
+
+main()

@@ -1,0 +1,578 @@
+"""``python -m cleanup_core``: scan, clean, status, check, revert, history and delete stuck runs.
+
+For people (tables, colour on a terminal, prompts) and for schedulers (``--json`` on stdout, logs
+on stderr, no prompts without a terminal, exit codes to alert on). Every command calls the same
+service functions as the dashboard.
+
+Exit codes: 0 done; 1 the operation failed (database, unknown run, refused); 2 usage (bad flag,
+bad setting, a prompt needed but no terminal); 3 ``status --fail-if-dead`` found dead runs;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import math
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, wraps
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cleanup_core.classify import Verdict
+from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings
+from cleanup_core.db import Database
+from cleanup_core.errors import CleanupError, ConfigError
+from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DEAD_RUNS = 3
+EXIT_INTERRUPTED = 130
+
+# Clean-ups larger than this run in batches of this size, each its own transaction, with a
+# progress bar on a terminal. An interrupt between batches leaves every batch whole.
+BATCH_SIZE = 500
+
+log = logging.getLogger("cleanup_core.cli")
+
+
+class UsageProblem(click.UsageError):
+    """A problem with how the command was called; exit code 2."""
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+@dataclass
+class App:
+    """What every command needs: settings, the service, and where output goes."""
+
+    settings: Settings
+    as_json: bool
+    verbose: bool
+    age_hours: float | None
+    create_missing: bool = False
+    out: Console = field(init=False)
+    err: Console = field(init=False)
+
+    def __post_init__(self) -> None:
+        stdout, stderr = sys.stdout, sys.stderr
+        # Piped output (cron mail, log files) gets wide lines instead of 80-column folding.
+        width = None if stdout.isatty() else 160
+        self.out = Console(file=stdout, highlight=False, soft_wrap=False, width=width)
+        self.err = Console(file=stderr, highlight=False, width=None if stderr.isatty() else 160)
+
+    @cached_property
+    def service(self) -> CleanupService:
+        database = Database(
+            self.settings,
+            create_missing=self.create_missing or None,
+        )
+        return CleanupService(self.settings, database=database)
+
+    def close(self) -> None:
+        if "service" in self.__dict__:  # only if a command opened the database
+            self.service.db.dispose()
+
+    @property
+    def actor(self) -> str:
+        return _actor()
+
+    def emit_json(self, payload: Any) -> None:
+        click.echo(json.dumps(payload, indent=2, default=str))
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty() and not self.as_json
+
+
+def _parse_age_hours(value: str | None, force: bool) -> float | None:
+    if value is None:
+        return None
+    try:
+        hours = float(value)
+    except ValueError:
+        raise UsageProblem(f"--age-hours must be a number of hours, got {value!r}") from None
+    if not math.isfinite(hours) or hours <= 0:
+        raise UsageProblem(f"--age-hours must be a positive number of hours, got {value!r}")
+    if hours < MIN_SAFE_THRESHOLD_HOURS and not force:
+        raise UsageProblem(
+            f"--age-hours {value} is below {MIN_SAFE_THRESHOLD_HOURS:g} hours: large portals "
+            "often run that long without a heartbeat, so healthy runs could be judged dead "
+            "(false positives). Add --force if you are sure."
+        )
+    return hours
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("cleanup_core")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """The options every command takes; the command receives an ``App`` as its first argument."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option(
+            "--db",
+            "database_url",
+            metavar="URL",
+            help="Database URL "
+            "(sqlite:///path or postgresql+psycopg://...); default CLEANUP_DATABASE_URL.",
+        )
+        @click.option(
+            "--checkpoint-dir",
+            metavar="DIR",
+            help="Checkpoint folder; default CLEANUP_CHECKPOINT_DIR.",
+        )
+        @click.option(
+            "--config",
+            "config_file",
+            metavar="FILE",
+            help="TOML settings file; default CLEANUP_CONFIG.",
+        )
+        @click.option(
+            "--age-hours",
+            metavar="N",
+            help="Age threshold in hours (default from settings, 24). Below 12 needs --force.",
+        )
+        @click.option("--force", is_flag=True, help="Allow an --age-hours below 12.")
+        @click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Machine-readable output on stdout (logs go to stderr).",
+        )
+        @click.option("-v", "--verbose", is_flag=True, help="Log each action; show tracebacks.")
+        @wraps(command)
+        def wrapper(
+            database_url: str | None,
+            checkpoint_dir: str | None,
+            config_file: str | None,
+            age_hours: str | None,
+            force: bool,
+            as_json: bool,
+            verbose: bool,
+            **kwargs: Any,
+        ) -> Any:
+            _configure_logging(verbose)
+            hours = _parse_age_hours(age_hours, force)
+            try:
+                settings = Settings.load(
+                    config_file=config_file,
+                    database_url=database_url,
+                    checkpoint_dir=checkpoint_dir,
+                )
+            except ConfigError as exc:
+                raise UsageProblem(str(exc)) from None
+            app = App(settings, as_json, verbose, hours, create_missing=create_missing)
+            try:
+                return command(app, **kwargs)
+            finally:
+                app.close()
+
+        return wrapper
+
+    return decorate
+
+
+class CleanupCLI(click.Group):
+    """Turns every error into one line on stderr and an exit code (tracebacks with -v)."""
+
+    def main(self, args: Sequence[str] | None = None, *pargs: Any, **kwargs: Any) -> NoReturn:
+        argv = list(sys.argv[1:] if args is None else args)
+        verbose = "-v" in argv or "--verbose" in argv
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(argv, *pargs, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see --help of {exc.ctx.command_path})" if exc.ctx else ""
+            _fail(f"{exc.format_message()}{hint}", EXIT_USAGE, verbose)
+        except click.Abort:
+            _fail("interrupted; nothing was changed by the unanswered prompt", EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code, verbose)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except (CleanupError, ValueError) as exc:
+            _fail(str(exc), EXIT_FAILED, verbose)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int, verbose: bool = False) -> NoReturn:
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=CleanupCLI, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Find, resume and safely clean up tender-scraper runs stuck in 'running'.
+
+    Runs are judged alive (fresh heartbeat), young (may still be starting), resumable (progress
+    or a checkpoint with tenders), dead (none of that, older than the threshold) or attention
+    (cannot be judged safely). Only dead runs are ever cleaned automatically, and a clean-up only
+    marks them 'Timeout - Auto-cleaned' - nothing is deleted unless you ask.
+    """
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _checkpoint_cell(verdict: Verdict) -> str:
+    info = verdict.checkpoint
+    if info.status.is_problem:
+        return f"[red]{info.status.value}[/red]"
+    if verdict.checkpoint_tenders:
+        return f"{verdict.checkpoint_tenders} tenders"
+    if info.names_other_run(verdict.run_id):
+        return f"run {info.run_id}'s"
+    return "-"
+
+
+def _age_cell(verdict: Verdict) -> str:
+    return "?" if verdict.age_hours is None else f"{verdict.age_hours:.1f} h"
+
+
+def _counter_cell(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
+    table = Table(title=f"{title} ({len(verdicts)})", title_style=style, title_justify="left")
+    for column, justify in (
+        ("id", "right"),
+        ("portal", "left"),
+        ("age", "right"),
+        ("extracted", "right"),
+        ("skipped", "right"),
+        ("checkpoint", "left"),
+        ("reasons", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for v in verdicts:
+        table.add_row(
+            str(v.run_id),
+            v.portal_name or "",
+            _age_cell(v),
+            _counter_cell(v.extracted),
+            _counter_cell(v.skipped),
+            _checkpoint_cell(v),
+            v.summary,
+        )
+    return table
+
+
+def _print_summary(app: App, summary: StuckRunSummary) -> None:
+    out = app.out
+    for title, verdicts, style in (
+        ("Resumable runs - kept; resume them", summary.resumable, "bold yellow"),
+        ("Dead runs - a clean-up marks these 'Timeout - Auto-cleaned'", summary.dead, "bold red"),
+        ("Needs attention - never cleaned automatically", summary.attention, "bold magenta"),
+    ):
+        if verdicts:
+            out.print(_runs_table(title, verdicts, style))
+        else:
+            out.print(f"[{style}]{title}: none[/{style}]")
+        out.print()
+    counts = summary.to_dict()
+    out.print(
+        f"Running: {counts['running_count']}  alive: {counts['alive_count']}  "
+        f"young: {counts['young_count']}  resumable: {counts['resumable_count']}  "
+        f"dead: {counts['dead_count']}  attention: {counts['attention_count']}  "
+        f"(total stuck: {counts['total_stuck']}; threshold {summary.age_threshold_hours:g} h)"
+    )
+
+
+def _print_result(app: App, result: CleanupResult) -> None:
+    style = "green" if len(result.cleaned) == len(result.requested) else "yellow"
+    app.out.print(f"[{style}]{result.message}[/{style}]")
+    for run_id, why in result.left_alone.items():
+        app.out.print(f"  left run {run_id} alone: {why}")
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@cli.command()
+@common_options()
+def scan(app: App) -> None:
+    """Show resumable and dead runs (read-only; the same as 'clean --dry-run')."""
+    summary = app.service.scan(app.age_hours)
+    if app.as_json:
+        app.emit_json(summary.to_dict())
+    else:
+        _print_summary(app, summary)
+
+
+def _clean_in_batches(app: App, run_ids: list[int]) -> CleanupResult:
+    """Clean in batches, each its own transaction; a progress bar on a terminal when long."""
+    batches = [run_ids[i : i + BATCH_SIZE] for i in range(0, len(run_ids), BATCH_SIZE)]
+    cleaned: list[int] = []
+    left_alone: dict[int, str] = {}
+    show_bar = len(batches) > 1 and app.out.is_terminal and not app.as_json
+    with Progress(
+        TextColumn("cleaning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=app.out,
+        disable=not show_bar,
+    ) as progress:
+        task = progress.add_task("clean", total=len(run_ids))
+        try:
+            for batch in batches:
+                result = app.service.cleanup_runs(
+                    batch, actor=app.actor, age_threshold_hours=app.age_hours
+                )
+                cleaned.extend(result.cleaned)
+                left_alone.update(result.left_alone)
+                progress.advance(task, len(batch))
+        except KeyboardInterrupt:
+            app.err.print(
+                f"interrupted: {len(cleaned)} runs were cleaned (each with its audit event) "
+                "before the interrupt; the rest are untouched. Run the command again to finish."
+            )
+            raise
+    return CleanupResult(tuple(run_ids), tuple(cleaned), left_alone)
+
+
+def _delete_dead(app: App, run_ids: list[int]) -> None:
+    """Delete dead run records: clean them (compare-and-set) first, then delete those."""
+    cleaned = _clean_in_batches(app, run_ids)
+    deleted = app.service.delete_runs(cleaned.cleaned, confirm=True, actor=app.actor)
+    app.out.print(
+        f"[green]Deleted {deleted}/{len(run_ids)} dead run records[/green] (tenders kept)"
+    )
+    for run_id, why in cleaned.left_alone.items():
+        app.out.print(f"  left run {run_id} alone: {why}")
+
+
+@cli.command()
+@click.option("--auto", is_flag=True, help="Clean dead runs without asking (for schedulers).")
+@click.option("--dry-run", is_flag=True, help="Show what would be cleaned; change nothing.")
+@common_options()
+def clean(app: App, auto: bool, dry_run: bool) -> None:
+    """Clean dead runs: interactive by default, --auto for schedulers, --dry-run to preview.
+
+    Only dead runs are cleaned; a run that changed since the scan is left alone.
+    """
+    if auto and dry_run:
+        raise UsageProblem("--auto and --dry-run contradict each other; pick one")
+    if not (auto or dry_run) and not app.interactive:
+        raise UsageProblem(
+            "no terminal to ask on: use --auto to clean dead runs without prompts, or "
+            "--dry-run to only show them"
+        )
+    summary = app.service.scan(app.age_hours)
+    dead = [v.run_id for v in summary.dead]
+    if dry_run:
+        if app.as_json:
+            app.emit_json({"dry_run": True, "would_clean": dead, "summary": summary.to_dict()})
+        else:
+            _print_summary(app, summary)
+            app.out.print(f"Dry run: {len(dead)} dead runs would be cleaned; nothing was changed.")
+        return
+    if auto:
+        result = _clean_in_batches(app, dead)
+        if app.as_json:
+            app.emit_json({"dry_run": False, **result.to_dict()})
+        else:
+            _print_result(app, result)
+        return
+    _print_summary(app, summary)
+    if not dead:
+        app.out.print("Nothing to clean.")
+        return
+    app.out.print()
+    app.out.print(f"What should happen to the {len(dead)} dead runs?")
+    app.out.print("  1) clean them up (mark 'Timeout - Auto-cleaned'; can be reverted)")
+    app.out.print("  2) delete their run records (permanent; tenders are kept)")
+    app.out.print("  3) cancel")
+    choice = click.prompt("Choice", type=click.Choice(["1", "2", "3"]), default="3")
+    if choice == "1":
+        _print_result(app, _clean_in_batches(app, dead))
+    elif choice == "2":
+        typed = click.prompt(
+            f"Deleting is permanent. Type the number of runs to delete ({len(dead)}) to confirm",
+            default="",
+            show_default=False,
+        )
+        if typed.strip() != str(len(dead)):
+            app.out.print("Not confirmed; nothing was deleted.")
+            return
+        _delete_dead(app, dead)
+    else:
+        app.out.print("Cancelled; nothing was changed.")
+
+
+@cli.command()
+@click.option("--fail-if-dead", is_flag=True, help="Exit with code 3 when dead runs exist.")
+@common_options()
+def status(app: App, fail_if_dead: bool) -> None:
+    """Count dead and resumable runs (exit code 3 with --fail-if-dead when any are dead)."""
+    summary = app.service.scan(app.age_hours).to_dict()
+    counts = {
+        key: summary[key]
+        for key in (
+            "dead_count",
+            "resumable_count",
+            "attention_count",
+            "alive_count",
+            "young_count",
+            "running_count",
+            "total_stuck",
+            "age_threshold_hours",
+        )
+    }
+    if app.as_json:
+        app.emit_json(counts)
+    else:
+        style = "red" if counts["dead_count"] else "green"
+        app.out.print(f"[{style}]Dead runs: {counts['dead_count']}[/{style}]")
+        app.out.print(f"Resumable runs: {counts['resumable_count']}")
+        app.out.print(f"Needing attention: {counts['attention_count']}")
+        app.out.print(
+            f"Running: {counts['running_count']} (alive {counts['alive_count']}, "
+            f"young {counts['young_count']})"
+        )
+    if fail_if_dead and counts["dead_count"]:
+        sys.exit(EXIT_DEAD_RUNS)
+
+
+@cli.command()
+@click.argument("portal")
+@common_options()
+def check(app: App, portal: str) -> None:
+    """The pre-scrape verdict for PORTAL: start, resume, cleanup or wait, with the reason."""
+    verdict = app.service.check_portal(portal, app.age_hours)
+    if app.as_json:
+        app.emit_json(verdict.to_dict())
+        return
+    colour = {"start": "green", "resume": "yellow", "cleanup": "red", "wait": "cyan"}
+    action = verdict.action.value
+    app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {verdict.reason}")
+    if verdict.run_ids:
+        app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
+
+
+def _run_id(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageProblem(f"a run id is a whole number, got {value!r}") from None
+    if number <= 0:
+        raise UsageProblem(f"a run id is a positive number, got {value!r}")
+    return number
+
+
+@cli.command()
+@click.argument("run_id")
+@common_options()
+def revert(app: App, run_id: str) -> None:
+    """Undo the latest clean-up of RUN_ID (previous status and completed_at come back)."""
+    number = _run_id(run_id)
+    reverted = app.service.revert_cleanup(number, actor=app.actor)
+    if app.as_json:
+        app.emit_json({"run_id": number, "reverted": reverted})
+    elif reverted:
+        app.out.print(f"[green]Reverted the clean-up of run {number}.[/green]")
+    if not reverted:
+        if app.service.run_status(number) is None:
+            why = "there is no such run"
+        elif app.service.history(run_id=number, actions=["cleanup"], limit=1).total == 0:
+            why = "it was never cleaned up"
+        else:
+            why = "its latest clean-up was already reverted, or the run changed since"
+        raise click.ClickException(f"nothing to revert for run {number}: {why}")
+
+
+@cli.command()
+@click.option("--portal", help="Only this portal's events.")
+@click.option("--run", "run_id", help="Only this run's events.")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    help="Only these actions (repeatable): cleanup, revert, delete, ...",
+)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@common_options()
+def history(
+    app: App, portal: str | None, run_id: str | None, actions: tuple[str, ...], limit: int
+) -> None:
+    """The audit trail, newest first."""
+    page = app.service.history(
+        portal_name=portal,
+        run_id=_run_id(run_id) if run_id else None,
+        actions=list(actions) or None,
+        limit=limit,
+    )
+    if app.as_json:
+        app.emit_json({"total": page.total, "events": [e.to_dict() for e in page.events]})
+        return
+    table = Table(title=f"Audit trail ({len(page.events)} of {page.total})", title_justify="left")
+    for column in ("event", "when", "run", "portal", "action", "by", "status change"):
+        table.add_column(column, overflow="fold")
+    for event in page.events:
+        when = event.created_at.astimezone(app.settings.timezone) if event.created_at else None
+        table.add_row(
+            str(event.id),
+            when.strftime("%Y-%m-%d %H:%M:%S") if when else "?",
+            str(event.run_id),
+            event.portal_name or "",
+            event.action,
+            event.actor,
+            f"{event.from_status} -> {event.to_status}",
+        )
+    app.out.print(table)
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@common_options()
+def delete(app: App, run_ids: tuple[str, ...], yes: bool) -> None:
+    """Delete the records of finished runs (permanent; tenders are kept; running runs refused)."""
+    ids = [_run_id(value) for value in run_ids]
+    if not yes:
+        if not app.interactive:
+            raise UsageProblem("no terminal to confirm on: add --yes to delete without asking")
+        typed = click.prompt(
+            f"Delete {len(ids)} run records permanently? Type the number of runs ({len(ids)}) "
+            "to confirm",
+            default="",
+            show_default=False,
+        )
+        if typed.strip() != str(len(ids)):
+            app.out.print("Not confirmed; nothing was deleted.")
+            sys.exit(EXIT_FAILED)
+    deleted = app.service.delete_runs(ids, confirm=True, actor=app.actor)
+    if app.as_json:
+        app.emit_json({"deleted": deleted, "run_ids": ids})
+    else:
+        app.out.print(f"[green]Deleted {deleted} run records[/green] (tenders kept).")
+
+
+def main() -> None:
+    cli()

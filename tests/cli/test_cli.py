@@ -1,0 +1,500 @@
+"""The command line through its real entry point: click's runner in-process, a subprocess for
+``python -m cleanup_core``, and a pseudo-terminal (pexpect) for the prompts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pexpect
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, insert, text
+
+from cleanup_core import CLEANED
+from cleanup_core.cli import cli
+from cleanup_core.models import Tender
+from tests.conftest import TZ
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def real_ago(**delta: float) -> datetime:
+    """The CLI judges by the real clock, so these rows are placed relative to it."""
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+@pytest.fixture
+def fleet(runs):
+    return {
+        "dead1": runs.add("Assam Tenders", started_at=real_ago(hours=30)),
+        "dead2": runs.add("MP Tenders", started_at=real_ago(hours=50)),
+        "resumable": runs.add(
+            "MP Tenders", started_at=real_ago(hours=40), extracted_total_tenders=7
+        ),
+        "young": runs.add("Kerala", started_at=real_ago(hours=2)),
+        "alive": runs.add(
+            "Gujarat", started_at=real_ago(hours=90), last_heartbeat_at=real_ago(minutes=1)
+        ),
+        "done": runs.add("Assam Tenders", status="completed", started_at=real_ago(hours=80)),
+    }
+
+
+@pytest.fixture
+def invoke(db_url, checkpoint_dir):
+    """Run a command in-process with the test database and checkpoint folder."""
+
+    def run(*args: str, input: str | None = None):
+        argv = [*args, "--db", db_url, "--checkpoint-dir", str(checkpoint_dir)]
+        runner = CliRunner(env={"CLEANUP_TIMEZONE": TZ})
+        return runner.invoke(cli, argv, input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def command(db_url, checkpoint_dir):
+    """The argv of ``python -m cleanup_core`` against the test database."""
+
+    def argv(*args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "cleanup_core",
+            *args,
+            "--db",
+            db_url,
+            "--checkpoint-dir",
+            str(checkpoint_dir),
+        ]
+
+    return argv
+
+
+def child_env() -> dict[str, str]:
+    # The rows were written with naive times in TZ; the CLI must read them in the same zone.
+    return {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "CLEANUP_TIMEZONE": TZ}
+
+
+def snapshot(db_url: str) -> tuple[list, list]:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        runs = conn.execute(text("SELECT * FROM runs ORDER BY id")).all()
+        events = conn.execute(text("SELECT * FROM run_events ORDER BY id")).all()
+    engine.dispose()
+    return runs, events
+
+
+def statuses(runs, fleet) -> dict[str, str]:
+    return {name: runs.get(run_id)["status"] for name, run_id in fleet.items()}
+
+
+# -- scan -----------------------------------------------------------------------------------
+
+
+def test_scan_shows_resumable_and_dead_tables(invoke, fleet):
+    result = invoke("scan")
+    assert result.exit_code == 0
+    out = result.output
+    resumable, dead = out.index("Resumable runs"), out.index("Dead runs")
+    section = out[dead : out.index("Needs attention")]
+    assert f"│ {fleet['dead1']} " in section or f"{fleet['dead1']} │" in section
+    assert "Assam Tenders" in section and "MP Tenders" in section
+    assert "no progress" in section
+    assert "MP Tenders" in out[resumable:dead]
+    assert "Running: 5" in out and "dead: 2" in out and "total stuck: 3" in out
+
+
+def test_scan_json_matches_the_service_summary(invoke, service, fleet):
+    result = invoke("scan", "--json")
+    data = json.loads(result.stdout)
+    expected = service.scan().to_dict()
+    assert [r["id"] for r in data["dead_runs"]] == [r["id"] for r in expected["dead_runs"]]
+    assert [r["id"] for r in data["resumable_runs"]] == [fleet["resumable"]]
+    for key in ("total_stuck", "dead_count", "resumable_count", "running_count"):
+        assert data[key] == expected[key]
+    assert data["dead_runs"][0]["reasons"][0]["rule"]
+
+
+def test_scan_age_hours_changes_the_split(invoke, fleet):
+    data = json.loads(invoke("scan", "--json", "--age-hours", "45").stdout)
+    assert [r["id"] for r in data["dead_runs"]] == [fleet["dead2"]]
+    assert data["age_threshold_hours"] == 45
+
+
+# -- clean ----------------------------------------------------------------------------------
+
+
+def test_dry_run_changes_nothing(invoke, db_url, fleet):
+    before = snapshot(db_url)
+    result = invoke("clean", "--dry-run")
+    assert result.exit_code == 0
+    assert "Dry run: 2 dead runs would be cleaned; nothing was changed." in result.output
+    assert snapshot(db_url) == before
+    data = json.loads(invoke("clean", "--dry-run", "--json").stdout)
+    assert sorted(data["would_clean"]) == sorted([fleet["dead1"], fleet["dead2"]])
+    assert snapshot(db_url) == before
+
+
+def test_auto_cleans_exactly_the_dead_runs(invoke, runs, fleet):
+    result = invoke("clean", "--auto")
+    assert result.exit_code == 0
+    assert "Cleaned 2/2 dead runs" in result.output
+    assert statuses(runs, fleet) == {
+        "dead1": CLEANED,
+        "dead2": CLEANED,
+        "resumable": "running",
+        "young": "running",
+        "alive": "running",
+        "done": "completed",
+    }
+    assert runs.count("run_events", "action = 'cleanup'") == 2
+    again = json.loads(invoke("clean", "--auto", "--json").stdout)
+    assert again["cleaned"] == [] and again["message"] == "Cleaned 0/0 dead runs"
+
+
+def test_auto_from_the_real_entry_point_for_a_scheduler(command, runs, fleet):
+    proc = subprocess.run(
+        command("clean", "--auto", "--json"),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert sorted(data["cleaned"]) == sorted([fleet["dead1"], fleet["dead2"]])
+    assert data["message"] == "Cleaned 2/2 dead runs"
+
+
+def test_clean_without_a_terminal_refuses_instead_of_waiting(command, db_url, fleet):
+    before = snapshot(db_url)
+    proc = subprocess.run(
+        command("clean"),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no terminal to ask on: use --auto")
+    assert "Traceback" not in proc.stderr
+    assert snapshot(db_url) == before
+
+
+def test_auto_and_dry_run_together_is_a_usage_error(invoke, db_url, fleet):
+    before = snapshot(db_url)
+    result = invoke("clean", "--auto", "--dry-run")
+    assert result.exit_code == 2
+    assert "contradict" in result.stderr
+    assert snapshot(db_url) == before
+
+
+def spawn(argv: list[str], **kwargs) -> pexpect.spawn:
+    return pexpect.spawn(
+        argv[0],
+        argv[1:],
+        env=child_env(),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+        **kwargs,
+    )
+
+
+def test_interactive_clean_on_a_terminal(command, runs, fleet):
+    child = spawn(command("clean"))
+    child.expect("What should happen to the 2 dead runs")
+    child.expect(r"Choice \(1, 2, 3\)")
+    child.sendline("1")
+    child.expect("Cleaned 2/2 dead runs")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert statuses(runs, fleet)["dead1"] == CLEANED
+
+
+def test_interactive_cancel_changes_nothing(command, db_url, fleet):
+    before = snapshot(db_url)
+    child = spawn(command("clean"))
+    child.expect(r"Choice \(1, 2, 3\)")
+    child.sendline("3")
+    child.expect("Cancelled; nothing was changed.")
+    child.expect(pexpect.EOF)
+    assert snapshot(db_url) == before
+
+
+def test_interactive_delete_needs_the_typed_count(command, db_url, runs, fleet):
+    before = snapshot(db_url)
+    child = spawn(command("clean"))
+    child.expect(r"Choice \(1, 2, 3\)")
+    child.sendline("2")
+    child.expect(r"Type the number of runs to delete \(2\) to confirm")
+    child.sendline("yes")
+    child.expect("Not confirmed; nothing was deleted.")
+    child.expect(pexpect.EOF)
+    assert snapshot(db_url) == before
+
+    with runs.service.db.write() as conn:
+        conn.execute(insert(Tender.__table__).values(run_id=fleet["dead1"], tender_id="T1"))
+    child = spawn(command("clean"))
+    child.expect(r"Choice \(1, 2, 3\)")
+    child.sendline("2")
+    child.expect(r"to confirm")
+    child.sendline("2")
+    child.expect("Deleted 2/2 dead run records")
+    child.expect(pexpect.EOF)
+    assert runs.get(fleet["dead1"]) is None and runs.get(fleet["dead2"]) is None
+    assert runs.get(fleet["resumable"])["status"] == "running"
+    assert runs.count("tenders") == 1, "tenders are kept"
+    assert runs.count("run_events", "action = 'delete'") == 2
+
+
+def test_ctrl_c_at_the_prompt_changes_nothing(command, db_url, fleet):
+    before = snapshot(db_url)
+    child = spawn(command("clean"))
+    child.expect(r"Choice \(1, 2, 3\)")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130 or child.signalstatus == signal.SIGINT
+    assert snapshot(db_url) == before
+
+
+def test_a_large_clean_shows_progress_on_a_terminal_only(command, runs):
+    for _ in range(1100):
+        runs.add("Bulk Portal", started_at=real_ago(hours=30))
+    child = spawn(command("clean", "--auto"))
+    child.expect("cleaning")
+    child.expect("Cleaned 1100/1100 dead runs")
+    child.expect(pexpect.EOF)
+    assert runs.count("runs", f"status = '{CLEANED}'") == 1100
+    assert runs.count("run_events") == 1100
+
+
+# -- status, check ----------------------------------------------------------------------------
+
+
+def test_status_counts_and_fail_if_dead(invoke, fleet):
+    result = invoke("status")
+    assert result.exit_code == 0
+    assert "Dead runs: 2" in result.output and "Resumable runs: 1" in result.output
+    assert invoke("status", "--fail-if-dead").exit_code == 3
+    data = json.loads(invoke("status", "--json").stdout)
+    assert (data["dead_count"], data["resumable_count"], data["running_count"]) == (2, 1, 5)
+    invoke("clean", "--auto")
+    assert invoke("status", "--fail-if-dead").exit_code == 0
+
+
+def test_check_prints_the_verdict_and_its_reason(invoke, service, fleet):
+    result = invoke("check", "MP Tenders")
+    assert result.exit_code == 0
+    assert result.output.startswith("resume: run ")
+    assert "made progress: 7 extracted" in result.output
+    assert invoke("check", "Nowhere").output.startswith("start: no running run for 'Nowhere'")
+    assert invoke("check", "Gujarat").output.startswith("wait: run ")
+    data = json.loads(invoke("check", "Assam Tenders", "--json").stdout)
+    expected = service.check_portal("Assam Tenders").to_dict()
+    assert (data["action"], data["run_id"], data["run_ids"]) == (
+        expected["action"],
+        expected["run_id"],
+        expected["run_ids"],
+    )
+
+
+# -- revert, history, delete ----------------------------------------------------------------
+
+
+def test_revert_round_trip_and_its_errors(invoke, runs, fleet):
+    invoke("clean", "--auto")
+    result = invoke("revert", str(fleet["dead1"]))
+    assert result.exit_code == 0
+    assert f"Reverted the clean-up of run {fleet['dead1']}." in result.output
+    assert runs.get(fleet["dead1"])["status"] == "running"
+    again = invoke("revert", str(fleet["dead1"]))
+    assert again.exit_code == 1
+    assert "already reverted" in again.stderr
+    assert invoke("revert", str(fleet["young"])).stderr.strip().endswith("never cleaned up")
+    unknown = invoke("revert", "987654")
+    assert (unknown.exit_code, unknown.stderr.strip()) == (
+        1,
+        "error: nothing to revert for run 987654: there is no such run",
+    )
+    assert invoke("revert", "abc").exit_code == 2
+
+
+def test_history_newest_first_with_filters(invoke, fleet):
+    invoke("clean", "--auto")
+    invoke("revert", str(fleet["dead2"]))
+    data = json.loads(invoke("history", "--json").stdout)
+    assert data["total"] == 3
+    assert [e["action"] for e in data["events"]] == ["revert", "cleanup", "cleanup"]
+    mp = json.loads(invoke("history", "--portal", "MP Tenders", "--json").stdout)
+    assert {e["run_id"] for e in mp["events"]} == {fleet["dead2"]}
+    assert len(json.loads(invoke("history", "--limit", "1", "--json").stdout)["events"]) == 1
+    table = invoke("history").output
+    assert "Audit trail (3 of 3)" in table and "revert" in table
+    assert invoke("history", "--limit", "0").exit_code == 2
+
+
+def test_delete_refuses_running_runs_and_keeps_tenders(invoke, runs, fleet):
+    with runs.service.db.write() as conn:
+        conn.execute(insert(Tender.__table__).values(run_id=fleet["done"], tender_id="T9"))
+    refused = invoke("delete", str(fleet["done"]), str(fleet["dead1"]), "--yes")
+    assert refused.exit_code == 1
+    assert f"Run {fleet['dead1']} is still running" in refused.stderr
+    assert runs.get(fleet["done"]) is not None
+    no_tty = invoke("delete", str(fleet["done"]))
+    assert no_tty.exit_code == 2 and "--yes" in no_tty.stderr
+    assert runs.get(fleet["done"]) is not None
+    done = invoke("delete", str(fleet["done"]), "--yes", "--json")
+    assert json.loads(done.stdout) == {"deleted": 1, "run_ids": [fleet["done"]]}
+    assert runs.get(fleet["done"]) is None
+    assert runs.count("tenders") == 1
+    missing = invoke("delete", "555555", "--yes")
+    assert (missing.exit_code, missing.stderr.strip()) == (1, "error: No run with id 555555.")
+
+
+def test_delete_with_a_typed_confirmation(command, runs, fleet):
+    child = spawn(command("delete", str(fleet["done"])))
+    child.expect(r"Type the number of runs \(1\) to confirm")
+    child.sendline("1")
+    child.expect("Deleted 1 run records")
+    child.expect(pexpect.EOF)
+    assert runs.get(fleet["done"]) is None
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["scan", "--age-hours", "abc"], 2, "--age-hours must be a number of hours, got 'abc'"),
+        (["scan", "--age-hours", "-3"], 2, "--age-hours must be a positive number"),
+        (["scan", "--age-hours", "0"], 2, "--age-hours must be a positive number"),
+        (["scan", "--age-hours", "nan"], 2, "--age-hours must be a positive number"),
+        (["scan", "--age-hours", "6"], 2, "false positives"),
+        (["scan", "--bogus"], 2, "No such option '--bogus'"),
+        (["frobnicate"], 2, "No such command 'frobnicate'"),
+        (["check"], 2, "Missing argument 'PORTAL'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(command, fleet, args, code, message):
+    proc = subprocess.run(
+        command(*args), capture_output=True, text=True, env=child_env(), timeout=60
+    )
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ")
+
+
+def test_force_allows_a_short_threshold(invoke, fleet):
+    result = invoke("scan", "--json", "--age-hours", "6", "--force")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["age_threshold_hours"] == 6
+
+
+def test_missing_database_is_one_clear_line(tmp_path):
+    argv = [sys.executable, "-m", "cleanup_core", "scan", "--db", f"sqlite:///{tmp_path}/no.db"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"error: The database file {tmp_path}/no.db does not exist. Check CLEANUP_DATABASE_URL "
+        "(or --db), or create a demo database with `python -m cleanup_core demo`.\n"
+    )
+    assert not (tmp_path / "no.db").exists()
+
+
+def test_unreadable_config_file(tmp_path, fleet, command):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("age_threshold_hours = [oops")
+    proc = subprocess.run(
+        command("scan", "--config", str(bad)),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: CLEANUP_CONFIG file {bad}: cannot be read")
+    assert "Traceback" not in proc.stderr
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    argv = [
+        sys.executable,
+        "-m",
+        "cleanup_core",
+        "scan",
+        "-v",
+        "--db",
+        f"sqlite:///{tmp_path}/no.db",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].startswith("error: The database file")
+
+
+def test_locked_database_is_a_clear_error(command, db_url, backend, runs, fleet):
+    engine = create_engine(db_url)
+    conn = engine.connect()
+    if backend == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.execute(text("LOCK TABLE runs IN EXCLUSIVE MODE"))
+    try:
+        env = {**child_env(), "CLEANUP_BUSY_TIMEOUT_SECONDS": "0.5"}
+        proc = subprocess.run(
+            command("clean", "--auto"), capture_output=True, text=True, env=env, timeout=60
+        )
+    finally:
+        conn.rollback()
+        conn.close()
+        engine.dispose()
+    assert proc.returncode == 1
+    assert "is locked: another process held its write lock" in proc.stderr
+    assert "Nothing was changed" in proc.stderr
+    assert runs.count("run_events") == 0
+    assert runs.get(fleet["dead1"])["status"] == "running"
+
+
+def test_json_keeps_stdout_clean_and_logs_on_stderr(command, fleet):
+    proc = subprocess.run(
+        command("clean", "--auto", "--json", "-v"),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["message"] == "Cleaned 2/2 dead runs"
+    assert f"cleaned run {fleet['dead1']}" in proc.stderr
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(cli, ["--help"])
+    for name in ("scan", "clean", "status", "check", "revert", "history", "delete"):
+        assert f"  {name} " in result.output
+    clean_help = CliRunner().invoke(cli, ["clean", "--help"]).output
+    for option in (
+        "--auto",
+        "--dry-run",
+        "--db",
+        "--checkpoint-dir",
+        "--config",
+        "--age-hours",
+        "--force",
+        "--json",
+        "--verbose",
+    ):
+        assert option in clean_help
