@@ -11,6 +11,7 @@ For other settings (another database, explicit ``now`` in tests) use ``CleanupSe
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_slug
 from cleanup_core.classify import Action, Reason, RunFacts, RunState, Verdict, classify
 from cleanup_core.config import Policy, PortalOverride, Settings
+from cleanup_core.demo import DemoReport, load_demo
 from cleanup_core.errors import (
     CleanupError,
     ConfigError,
@@ -20,6 +21,7 @@ from cleanup_core.errors import (
     RefusedError,
     RunNotFoundError,
 )
+from cleanup_core.launcher import LaunchError, LaunchResult, launch_resume, launch_start
 from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.service import (
     AuditEvent,
@@ -40,6 +42,15 @@ from cleanup_core.service import (
     get_stuck_run_summary,
     revert_cleanup,
 )
+from cleanup_core.tracker import (
+    AddedTenders,
+    PortalBusyError,
+    RunFencedError,
+    ScrapeOutcome,
+    TrackedRun,
+    start_portal,
+    track_run,
+)
 
 __all__ = [
     "CLEANED",
@@ -47,6 +58,7 @@ __all__ = [
     "FAILED",
     "RUNNING",
     "Action",
+    "AddedTenders",
     "AuditEvent",
     "CheckpointInfo",
     "CheckpointStatus",
@@ -57,17 +69,24 @@ __all__ = [
     "DatabaseError",
     "DatabaseLockedError",
     "DatabaseUnavailableError",
+    "DemoReport",
     "HistoryPage",
+    "LaunchError",
+    "LaunchResult",
     "Policy",
+    "PortalBusyError",
     "PortalCheck",
     "PortalOverride",
     "Reason",
     "RefusedError",
     "RunFacts",
+    "RunFencedError",
     "RunNotFoundError",
     "RunState",
+    "ScrapeOutcome",
     "Settings",
     "StuckRunSummary",
+    "TrackedRun",
     "Verdict",
     "check_portal_resume",
     "classify",
@@ -80,6 +99,11 @@ __all__ = [
     "get_history",
     "get_stuck_run_count",
     "get_stuck_run_summary",
+    "launch_resume",
+    "launch_start",
+    "load_demo",
     "portal_slug",
     "revert_cleanup",
+    "start_portal",
+    "track_run",
 ]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cleanup_core.numbers import whole_number
+
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _MAX_SLUG = 100
 
@@ -255,9 +257,8 @@ def _as_run_id(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 19:
-        return int(value.strip())
-    return None
+    number = whole_number(value)
+    return number if number else None
 
 
 def _oserror(exc: OSError) -> str:

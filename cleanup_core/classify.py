@@ -24,7 +24,8 @@ from typing import Any
 
 from cleanup_core.checkpoints import CheckpointInfo
 from cleanup_core.config import Policy
-from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.numbers import whole_number
+from cleanup_core.timestamps import duration, parse_timestamp
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -171,8 +172,7 @@ def _counter(value: object) -> int | None:
         text = value.strip()
         if text == "":
             return 0
-        if text.isdigit() and len(text) < 19:
-            return int(text)
+        return whole_number(text)
     return None
 
 
@@ -234,7 +234,7 @@ def classify(
         add(
             Reason(
                 "released",
-                f"worker let go of the run {max(_minutes(now - released), 0):.0f} min ago "
+                f"worker let go of the run {duration(max(now - released, timedelta(0)))} ago "
                 "(interrupted); no heartbeat since",
                 {"released_at": released.isoformat()},
             )
@@ -257,7 +257,7 @@ def classify(
         add(
             Reason(
                 "heartbeat_lost",
-                f"no heartbeat for {_minutes(heartbeat_age):.0f} min (timeout {timeout_min:g} min)",
+                f"no heartbeat for {duration(heartbeat_age)} (timeout {timeout_min:g} min)",
                 {
                     "heartbeat_age_minutes": round(_minutes(heartbeat_age), 2),
                     "heartbeat_timeout_minutes": timeout_min,

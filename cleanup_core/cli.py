@@ -20,6 +20,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property, wraps
 from typing import Any, NoReturn
 
@@ -28,10 +29,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cleanup_core.accounts import ADMIN, ROLES, Accounts
+from cleanup_core.alerts import CycleReport, Monitor, run_forever
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings
 from cleanup_core.db import Database
+from cleanup_core.demo import load_demo
 from cleanup_core.errors import CleanupError, ConfigError
+from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
 
 EXIT_FAILED = 1
@@ -66,6 +71,7 @@ class App:
     as_json: bool
     verbose: bool
     age_hours: float | None
+    force: bool = False
     create_missing: bool = False
     out: Console = field(init=False)
     err: Console = field(init=False)
@@ -155,7 +161,8 @@ def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]
             metavar="N",
             help="Age threshold in hours (default from settings, 24). Below 12 needs --force.",
         )
-        @click.option("--force", is_flag=True, help="Allow an --age-hours below 12.")
+        @click.option("--force", is_flag=True, help="Allow an --age-hours below 12 (demo: load "
+                      "into a database that holds other runs).")
         @click.option(
             "--json",
             "as_json",
@@ -184,7 +191,7 @@ def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]
                 )
             except ConfigError as exc:
                 raise UsageProblem(str(exc)) from None
-            app = App(settings, as_json, verbose, hours, create_missing=create_missing)
+            app = App(settings, as_json, verbose, hours, force, create_missing=create_missing)
             try:
                 return command(app, **kwargs)
             finally:
@@ -445,8 +452,20 @@ def status(app: App, fail_if_dead: bool) -> None:
             "age_threshold_hours",
         )
     }
+    monitor = Monitor(app.service).status()
     if app.as_json:
-        app.emit_json(counts)
+        app.emit_json(
+            {
+                **counts,
+                "monitor": {
+                    "last_check": _iso(monitor.last_check),
+                    "next_check": _iso(monitor.next_check),
+                    "outcome": monitor.outcome,
+                    "late": monitor.late,
+                    "never_ran": monitor.never_ran,
+                },
+            }
+        )
     else:
         style = "red" if counts["dead_count"] else "green"
         app.out.print(f"[{style}]Dead runs: {counts['dead_count']}[/{style}]")
@@ -456,6 +475,8 @@ def status(app: App, fail_if_dead: bool) -> None:
             f"Running: {counts['running_count']} (alive {counts['alive_count']}, "
             f"young {counts['young_count']})"
         )
+        line = monitor.describe(app.settings.timezone)
+        app.out.print(f"[red]{line}[/red]" if monitor.late else line)
     if fail_if_dead and counts["dead_count"]:
         sys.exit(EXIT_DEAD_RUNS)
 
@@ -572,6 +593,169 @@ def delete(app: App, run_ids: tuple[str, ...], yes: bool) -> None:
         app.emit_json({"deleted": deleted, "run_ids": ids})
     else:
         app.out.print(f"[green]Deleted {deleted} run records[/green] (tenders kept).")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# -- scrapers: demo fleet, launching -----------------------------------------------------------
+
+
+@cli.command()
+@common_options(create_missing=True)
+def demo(app: App) -> None:
+    """Fill the database and checkpoint folder with a demo fleet: runs in every state.
+
+    Refuses a database that holds runs other than an earlier demo's unless --force is given
+    (reloading replaces only earlier demo runs).
+    """
+    report = load_demo(app.service, force=app.force)
+    if app.as_json:
+        app.emit_json(report.to_dict())
+    else:
+        app.out.print(report.message)
+
+
+@cli.command()
+@click.argument("run_id")
+@common_options()
+def resume(app: App, run_id: str) -> None:
+    """Start the configured resume_command for resumable run RUN_ID, in the background."""
+    launched = launch_resume(app.service, _run_id(run_id), actor=app.actor)
+    if app.as_json:
+        app.emit_json(launched.to_dict())
+    else:
+        app.out.print(launched.message)
+
+
+@cli.command()
+@click.argument("portal")
+@common_options()
+def start(app: App, portal: str) -> None:
+    """Start the configured start_command for PORTAL, in the background (refused while the
+    pre-scrape check says wait)."""
+    launched = launch_start(app.service, portal, actor=app.actor)
+    if app.as_json:
+        app.emit_json(launched.to_dict())
+    else:
+        app.out.print(launched.message)
+
+
+# -- monitoring ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one cycle and exit (for cron / Task Scheduler).")
+@click.option(
+    "--now",
+    "force_cycle",
+    is_flag=True,
+    help="Run a cycle even if one ran less than an interval ago.",
+)
+@common_options()
+def watch(app: App, once: bool, force_cycle: bool) -> None:
+    """Alert-only monitoring: notify CLEANUP_NOTIFY_URLS about dead, stalled, resumable and
+    recovered runs. Loops every monitor_interval_minutes, or --once. Changes no run unless
+    monitor_auto_clean is enabled."""
+    monitor = Monitor(app.service)
+    if not app.settings.notify_urls:
+        app.err.print(
+            "warning: no notification URLs (CLEANUP_NOTIFY_URLS): changes are only "
+            "recorded and logged"
+        )
+    if once:
+        report = monitor.run_cycle(force=force_cycle)
+        _print_cycle(app, report)
+        if report.outcome == "error" or (report.delivered and not all(report.delivered.values())):
+            sys.exit(EXIT_FAILED)
+        return
+    app.err.print(f"watching every {app.settings.monitor_interval_minutes:g} min; Ctrl-C stops")
+    run_forever(monitor, on_cycle=lambda report: _print_cycle(app, report))
+
+
+def _print_cycle(app: App, report: CycleReport) -> None:
+    if app.as_json:
+        app.emit_json(report.to_dict())
+        return
+    app.out.print(f"monitor cycle {report.outcome}: {report.detail}")
+    for change in report.changes:
+        app.out.print(f"{change.portal_name}: {change.line().strip()}")
+    for channel, ok in report.delivered.items():
+        app.out.print(f"  {channel}: {'delivered' if ok else 'FAILED (retried next cycle)'}")
+
+
+# -- dashboard accounts -------------------------------------------------------------------------
+
+
+@cli.group()
+def admin() -> None:
+    """Dashboard accounts: create, set-password, list, remove (there is no sign-up page)."""
+
+
+def _read_password(app: App, password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageProblem("no terminal to ask for the password on: use --password-stdin")
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
+
+
+def _accounts(app: App) -> Accounts:
+    return Accounts(app.service.db)
+
+
+@admin.command("create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default=ADMIN,
+    show_default=True,
+    help="admin may change runs; viewer may only look.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (one line).")
+@common_options(create_missing=True)
+def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
+    """Create a dashboard account NAME (the password is asked for, or read from stdin)."""
+    user = _accounts(app).create_user(name, _read_password(app, password_stdin), role=role)
+    if app.as_json:
+        app.emit_json({"username": user.username, "role": user.role})
+    else:
+        app.out.print(f"Created {user.role} account {user.username!r}.")
+
+
+@admin.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (one line).")
+@common_options()
+def admin_set_password(app: App, name: str, password_stdin: bool) -> None:
+    """Change NAME's password (and end their open sessions)."""
+    _accounts(app).set_password(name, _read_password(app, password_stdin))
+    app.out.print(f"Changed the password of {name!r}; their sessions were ended.")
+
+
+@admin.command("list")
+@common_options()
+def admin_list(app: App) -> None:
+    """List dashboard accounts."""
+    users = _accounts(app).users()
+    if app.as_json:
+        app.emit_json([{"username": u.username, "role": u.role} for u in users])
+        return
+    for user in users:
+        app.out.print(f"{user.username}\t{user.role}")
+    if not users:
+        app.out.print("No accounts yet: create one with `admin create NAME`.")
+
+
+@admin.command("remove")
+@click.argument("name")
+@common_options()
+def admin_remove(app: App, name: str) -> None:
+    """Remove the dashboard account NAME (and end its sessions)."""
+    _accounts(app).remove_user(name)
+    app.out.print(f"Removed account {name!r}.")
 
 
 def main() -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta, tzinfo
 from pathlib import Path
+from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,6 +74,25 @@ def _text(value: object) -> str:
     return value
 
 
+# Between two notification URLs; a comma inside a URL (``mailto://...?to=a@x,b@y``) stays.
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _urls(value: object) -> tuple[str, ...]:
+    """Apprise URLs: a list (TOML) or one comma-separated string (environment)."""
+    if isinstance(value, str):
+        items = _URL_SEPARATOR.split(value.strip())
+    elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ValueError("must be a list of notification URLs or a comma-separated string")
+    urls = tuple(item.strip() for item in items if item.strip())
+    for url in urls:
+        if "://" not in url:
+            raise ValueError(f"{url[:40]!r} is not a notification URL (scheme://...)")
+    return urls
+
+
 def _timezone(value: object) -> tzinfo:
     if isinstance(value, tzinfo):
         return value
@@ -81,6 +103,61 @@ def _timezone(value: object) -> tzinfo:
         raise ValueError(
             f"unknown time zone {name!r} (use an IANA name such as Asia/Kolkata)"
         ) from None
+
+
+# The placeholders each command template may use; every one is replaced inside its own argument.
+COMMAND_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "resume_command": frozenset({"portal", "portal_slug", "run_id", "python"}),
+    "start_command": frozenset({"portal", "portal_slug", "python"}),
+}
+
+
+def _split_command(template: str) -> list[str]:
+    try:
+        args = shlex.split(template)
+    except ValueError as exc:
+        raise ValueError(f"is not a command line ({exc})") from None
+    if not args or not args[0]:
+        raise ValueError("names no program to run")
+    return args
+
+
+def _placeholders(arg: str) -> list[str]:
+    """The placeholder names in one argument; ``{{`` and ``}}`` are literal braces."""
+    try:
+        parsed = list(Formatter().parse(arg))
+    except ValueError as exc:
+        raise ValueError(f"has a stray brace in {arg!r} ({exc}); write {{{{ or }}}}") from None
+    names = []
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            raise ValueError(f"placeholder {{{name}}} in {arg!r} must be a plain name")
+        names.append(name)
+    return names
+
+
+def _command(setting: str) -> Callable[[object], str]:
+    allowed = COMMAND_PLACEHOLDERS[setting]
+
+    def parse(value: object) -> str:
+        text = _text(value).strip()
+        for arg in _split_command(text):
+            for name in _placeholders(arg):
+                if name not in allowed:
+                    listed = ", ".join(f"{{{n}}}" for n in sorted(allowed))
+                    raise ValueError(f"unknown placeholder {{{name}}} (use {listed})")
+        return text
+
+    return parse
+
+
+def command_argv(template: str, values: Mapping[str, str]) -> list[str]:
+    """The argument list of a (validated) command template: split like a POSIX shell FIRST, then
+    each placeholder replaced inside its own argument. A value such as a hostile portal name
+    therefore stays exactly one argument, and no shell ever sees it."""
+    return [arg.format_map(values) for arg in _split_command(template)]
 
 
 def local_timezone() -> tzinfo:
@@ -97,12 +174,18 @@ class PortalOverride:
     age_threshold_hours: float | None = None
     heartbeat_timeout_minutes: float | None = None
     exclude_from_cleanup: bool = False
+    resume_command: str | None = None
+    start_command: str | None = None
+    stall_after_minutes: float | None = None
 
 
 _PORTAL_PARSERS: dict[str, Callable[[object], Any]] = {
     "age_threshold_hours": _hours,
     "heartbeat_timeout_minutes": _positive("minutes"),
     "exclude_from_cleanup": _boolean,
+    "resume_command": _command("resume_command"),
+    "start_command": _command("start_command"),
+    "stall_after_minutes": _positive("minutes"),
 }
 
 
@@ -129,6 +212,18 @@ class Settings:
     timezone: tzinfo = field(default_factory=local_timezone)
     busy_timeout_seconds: float = 10.0
     max_checkpoint_mb: float = 32.0
+    heartbeat_interval_seconds: float = 60.0
+    resume_command: str | None = None
+    start_command: str | None = None
+    log_dir: Path | None = None
+    notify_urls: tuple[str, ...] = ()
+    monitor_interval_minutes: float = 30.0
+    monitor_reminder_hours: float = 24.0
+    stall_after_minutes: float = 120.0
+    monitor_auto_clean: bool = False
+    monitor_in_dashboard: bool = False
+    dashboard_url: str | None = None
+    session_hours: float = 12.0
     portals: Mapping[str, PortalOverride] = field(default_factory=dict)
     database_is_default: bool = False
     config_file: Path | None = None
@@ -164,6 +259,8 @@ class Settings:
         values.setdefault("database_url", f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}")
         values["database_url"] = _absolute_sqlite_url(values["database_url"])
         values["checkpoint_dir"] = Path(values.get("checkpoint_dir", "checkpoints")).absolute()
+        if "log_dir" in values:
+            values["log_dir"] = Path(values["log_dir"]).expanduser().absolute()
         return cls(
             **values,
             portals=portals,
@@ -183,11 +280,19 @@ class Settings:
             parsed["database_is_default"] = False
         if "checkpoint_dir" in parsed:
             parsed["checkpoint_dir"] = Path(parsed["checkpoint_dir"]).absolute()
+        if "log_dir" in parsed:
+            parsed["log_dir"] = Path(parsed["log_dir"]).expanduser().absolute()
         return replace(self, **parsed)
 
     @property
     def max_checkpoint_bytes(self) -> int:
         return int(self.max_checkpoint_mb * 1024 * 1024)
+
+    @property
+    def launch_log_dir(self) -> Path:
+        """Where launched scrapers write their output: ``log_dir``, else ``logs`` next to the
+        checkpoint folder."""
+        return self.log_dir or self.checkpoint_dir.parent / "logs"
 
     @property
     def is_sqlite(self) -> bool:
@@ -221,11 +326,17 @@ class Settings:
             threshold_source=source,
         )
 
-    def describe(self) -> dict[str, str]:
-        """The settings as an operator would want to see them (no secrets in them)."""
-        shown = {f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "portals"}
-        shown["portals"] = ", ".join(sorted(self.portals)) or "(none)"
-        return shown
+    def stall_after_minutes_for(self, portal_name: str) -> float:
+        """How long an alive run may go without progress before the monitor reports it."""
+        return self.portal_override(portal_name).stall_after_minutes or self.stall_after_minutes
+
+    def resume_command_for(self, portal_name: str) -> str | None:
+        """The command template that resumes a run of ``portal_name`` (its own, else global)."""
+        return self.portal_override(portal_name).resume_command or self.resume_command
+
+    def start_command_for(self, portal_name: str) -> str | None:
+        """The command template that starts a scrape of ``portal_name`` (its own, else global)."""
+        return self.portal_override(portal_name).start_command or self.start_command
 
 
 _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
@@ -236,6 +347,18 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "timezone": _timezone,
     "busy_timeout_seconds": _positive("seconds"),
     "max_checkpoint_mb": _positive("megabytes"),
+    "heartbeat_interval_seconds": _positive("seconds"),
+    "resume_command": _command("resume_command"),
+    "start_command": _command("start_command"),
+    "log_dir": _text,
+    "notify_urls": _urls,
+    "monitor_interval_minutes": _positive("minutes"),
+    "monitor_reminder_hours": _positive("hours"),
+    "stall_after_minutes": _positive("minutes"),
+    "monitor_auto_clean": _boolean,
+    "monitor_in_dashboard": _boolean,
+    "dashboard_url": _text,
+    "session_hours": _positive("hours"),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,46 @@ from cleanup_core.errors import (
     DatabaseLockedError,
     DatabaseUnavailableError,
 )
-from cleanup_core.models import Run, RunEvent, SchemaVersion, Tender
+from cleanup_core.models import (
+    DashboardSession,
+    DashboardUser,
+    MonitorChannel,
+    MonitorCycle,
+    MonitorLease,
+    MonitorNotice,
+    MonitorProblem,
+    Run,
+    RunEvent,
+    SchemaVersion,
+    Tender,
+)
 from cleanup_core.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
-ADOPTED_TABLES = (Run.__table__, Tender.__table__, RunEvent.__table__)
+# Every table the tool reads or writes. Each schema change so far is additive (a table, a nullable
+# column, an index), so one idempotent "add what is missing" brings any earlier version up to date.
+ADOPTED_TABLES = (
+    Run.__table__,
+    Tender.__table__,
+    RunEvent.__table__,
+    DashboardUser.__table__,
+    DashboardSession.__table__,
+    MonitorCycle.__table__,
+    MonitorProblem.__table__,
+    MonitorNotice.__table__,
+    MonitorChannel.__table__,
+    MonitorLease.__table__,
+)
 _ADOPTION_LOCK_KEY = zlib.crc32(b"cleanup_core.schema")
+
+# 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
+# 3: the monitor's cycles, problems, outbox, channels and lease.
+SCHEMA_VERSION = 3
 
 
 def _add_missing(conn: Connection) -> None:
-    """Version 1: the run-tracking columns, the audit table and the indexes the queries use."""
+    """Create missing tables, add missing nullable columns and missing indexes."""
     existing = set(inspect(conn).get_table_names())
     ops = Operations(MigrationContext.configure(conn))
     for table in ADOPTED_TABLES:
@@ -48,7 +77,7 @@ def _add_missing(conn: Connection) -> None:
             log.info("created table %s", table.name)
             continue
         present = {column["name"] for column in inspect(conn).get_columns(table.name)}
-        if "id" not in present:
+        if "id" in table.c and "id" not in present:
             raise DatabaseError(
                 f"The existing table {table.name!r} has no 'id' column, so it is not a table "
                 "this tool can adopt. Nothing was changed."
@@ -60,11 +89,6 @@ def _add_missing(conn: Connection) -> None:
     for table in ADOPTED_TABLES:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
-
-
-# Ordered, additive schema steps; a database at version N has had the first N.
-SCHEMA_STEPS: tuple[Callable[[Connection], None], ...] = (_add_missing,)
-SCHEMA_VERSION = len(SCHEMA_STEPS)
 
 
 class Database:
@@ -241,8 +265,9 @@ def adopt(engine: Engine) -> None:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADOPTION_LOCK_KEY})")
             SchemaVersion.__table__.create(conn, checkfirst=True)
             version = schema_version(conn)
-            for step in SCHEMA_STEPS[version:]:
-                step(conn)
+            if version >= SCHEMA_VERSION:
+                return  # another process adopted it while we waited for the lock
+            _add_missing(conn)
             table = SchemaVersion.__table__
             values = {"version": SCHEMA_VERSION, "updated_at": utc_now()}
             if version == 0:

@@ -154,3 +154,109 @@ class SchemaVersion(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     version: int = Field(sa_type=Integer)
     updated_at: Any = Field(sa_column=Column("updated_at", UtcTimestamp(), nullable=False))
+
+
+class DashboardUser(SQLModel, table=True):
+    """A dashboard account, created from the command line (there is no open registration)."""
+
+    __tablename__ = "dashboard_users"
+    __table_args__ = (
+        Index("ux_dashboard_users_username", "username", unique=True),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=Text)
+    password_hash: str = Field(sa_type=Text)
+    role: str = Field(sa_type=Text)  # "admin" or "viewer"
+    created_at: Any = Field(sa_column=Column("created_at", UtcTimestamp(), nullable=False))
+
+
+class DashboardSession(SQLModel, table=True):
+    """A logged-in browser. Only a hash of the token is stored, so a copy of the database does
+    not let anyone log in."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (
+        Index("ix_dashboard_sessions_user", "user_id"),
+        {"extend_existing": True},
+    )
+
+    token_hash: str = Field(sa_type=Text, primary_key=True)
+    user_id: int = Field(sa_type=Integer)
+    created_at: Any = Field(sa_column=Column("created_at", UtcTimestamp(), nullable=False))
+    expires_at: Any = Field(sa_column=Column("expires_at", UtcTimestamp(), nullable=False))
+
+
+class MonitorCycle(SQLModel, table=True):
+    """One monitoring cycle: when, by whom, and how it went (the watchdog reads this)."""
+
+    __tablename__ = "monitor_cycles"
+    __table_args__ = ({"extend_existing": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: Any = Field(sa_column=Column("started_at", UtcTimestamp(), nullable=False))
+    finished_at: Any = Field(default=None, sa_column=Column("finished_at", UtcTimestamp()))
+    holder: str = Field(sa_type=Text)
+    outcome: str | None = Field(default=None, sa_type=Text)
+    detail: str | None = Field(default=None, sa_type=Text)
+    changes: int | None = Field(default=None)
+
+
+class MonitorProblem(SQLModel, table=True):
+    """A problem the monitor reported, until it goes away (``resolved_at``)."""
+
+    __tablename__ = "monitor_problems"
+    __table_args__ = (
+        Index("ix_monitor_problems_open", "resolved_at", "run_id"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(sa_type=Integer)
+    kind: str = Field(sa_type=Text)
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    summary: str | None = Field(default=None, sa_type=Text)
+    first_seen_at: Any = Field(sa_column=Column("first_seen_at", UtcTimestamp(), nullable=False))
+    last_notified_at: Any = Field(
+        sa_column=Column("last_notified_at", UtcTimestamp(), nullable=False)
+    )
+    resolved_at: Any = Field(default=None, sa_column=Column("resolved_at", UtcTimestamp()))
+
+
+class MonitorNotice(SQLModel, table=True):
+    """The outbox: one message per cycle with changes; channels deliver from here."""
+
+    __tablename__ = "monitor_notices"
+    __table_args__ = ({"extend_existing": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle_id: int = Field(sa_type=Integer)
+    created_at: Any = Field(sa_column=Column("created_at", UtcTimestamp(), nullable=False))
+    title: str = Field(sa_type=Text)
+    body: str = Field(sa_type=Text)
+
+
+class MonitorChannel(SQLModel, table=True):
+    """How far each notification channel got through the outbox. Keyed by a hash of its URL,
+    so no token or password is stored."""
+
+    __tablename__ = "monitor_channels"
+    __table_args__ = ({"extend_existing": True},)
+
+    channel_key: str = Field(sa_type=Text, primary_key=True)
+    delivered_notice_id: int = Field(sa_type=Integer)
+    last_attempt_at: Any = Field(default=None, sa_column=Column("last_attempt_at", UtcTimestamp()))
+    last_success_at: Any = Field(default=None, sa_column=Column("last_success_at", UtcTimestamp()))
+    failures: int = Field(default=0, sa_type=Integer)
+
+
+class MonitorLease(SQLModel, table=True):
+    """Who may run the current monitoring cycle (one row per lease name)."""
+
+    __tablename__ = "monitor_lease"
+    __table_args__ = ({"extend_existing": True},)
+
+    name: str = Field(sa_type=Text, primary_key=True)
+    holder: str = Field(sa_type=Text)
+    expires_at: Any = Field(sa_column=Column("expires_at", UtcTimestamp(), nullable=False))

@@ -3,15 +3,31 @@ the service started; none of them commits. Values come back raw (see ``models``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cleanup_core.classify import RunFacts
-from cleanup_core.models import CLEANED, RUNNING, Run, RunEvent
+from cleanup_core.models import (
+    CLEANED,
+    RUNNING,
+    DashboardSession,
+    DashboardUser,
+    MonitorChannel,
+    MonitorCycle,
+    MonitorLease,
+    MonitorNotice,
+    MonitorProblem,
+    Run,
+    RunEvent,
+    Tender,
+)
+from cleanup_core.numbers import whole_number
 from cleanup_core.timestamps import utc_now
 
 # Keeps every statement well under SQLite's and PostgreSQL's bound-parameter limits.
@@ -19,6 +35,7 @@ CHUNK = 5000
 
 _runs = Run.__table__
 _events = RunEvent.__table__
+_tenders = Tender.__table__
 
 FACT_COLUMNS = (
     _runs.c.id,
@@ -198,3 +215,438 @@ def events_page(
     total = conn.execute(select(func.count()).select_from(_events).where(where)).scalar_one()
     stmt = select(_events).where(where).order_by(_events.c.id.desc()).limit(limit).offset(offset)
     return list(conn.execute(stmt)), total
+
+
+# -- dashboard reads --
+
+# The columns the runs page may sort by: a whitelist, never a name from the browser.
+SORTABLE_RUN_COLUMNS = {
+    "id": _runs.c.id,
+    "portal_name": _runs.c.portal_name,
+    "status": _runs.c.status,
+    "started_at": _runs.c.started_at,
+    "completed_at": _runs.c.completed_at,
+    "extracted_total_tenders": _runs.c.extracted_total_tenders,
+    "skipped_existing_total": _runs.c.skipped_existing_total,
+    "last_heartbeat_at": _runs.c.last_heartbeat_at,
+}
+
+
+def runs_page(
+    conn: Connection,
+    *,
+    statuses: Sequence[str] | None = None,
+    portal_name: str | None = None,
+    search: str | None = None,
+    sort: str = "id",
+    descending: bool = True,
+    limit: int,
+    offset: int = 0,
+) -> tuple[list[Any], int]:
+    """One page of runs (any status) with the total matching the filters."""
+    conditions = []
+    if statuses:
+        conditions.append(_runs.c.status.in_(statuses))
+    if portal_name is not None:
+        conditions.append(_runs.c.portal_name == portal_name)
+    if search:
+        matches = [
+            column.icontains(search, autoescape=True)
+            for column in (_runs.c.portal_name, _runs.c.worker_id, _runs.c.status)
+        ]
+        if (run_id := whole_number(search)) is not None:
+            matches.append(_runs.c.id == run_id)
+        conditions.append(or_(*matches))
+    where = and_(True, *conditions)
+    total = conn.execute(select(func.count()).select_from(_runs).where(where)).scalar_one()
+    column = SORTABLE_RUN_COLUMNS[sort]
+    order = (column.desc(), _runs.c.id.desc()) if descending else (column.asc(), _runs.c.id.asc())
+    stmt = select(_runs).where(where).order_by(*order).limit(limit).offset(offset)
+    return list(conn.execute(stmt)), total
+
+
+def status_counts_by_portal(conn: Connection) -> list[Any]:
+    """(portal_name, status, count) for every portal and status."""
+    stmt = select(_runs.c.portal_name, _runs.c.status, func.count().label("count")).group_by(
+        _runs.c.portal_name, _runs.c.status
+    )
+    return list(conn.execute(stmt))
+
+
+def latest_runs_by_portal(conn: Connection) -> list[Any]:
+    """The newest run (highest id) of each portal."""
+    newest = select(func.max(_runs.c.id).label("id")).group_by(_runs.c.portal_name).subquery()
+    stmt = select(_runs).join(newest, _runs.c.id == newest.c.id).order_by(_runs.c.portal_name)
+    return list(conn.execute(stmt))
+
+
+def event_times(conn: Connection, action: str, since: datetime) -> list[Any]:
+    """``created_at`` of every ``action`` event since ``since`` (raw values)."""
+    stmt = select(_events.c.created_at).where(
+        _events.c.action == action, _events.c.created_at >= since
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+# -- dashboard accounts --
+
+_users = DashboardUser.__table__
+_sessions = DashboardSession.__table__
+
+
+def insert_user(conn: Connection, values: Mapping[str, Any]) -> int:
+    return conn.execute(insert(_users).values(**values).returning(_users.c.id)).scalar_one()
+
+
+def user_by_name(conn: Connection, username: str) -> Any:
+    return conn.execute(select(_users).where(_users.c.username == username)).first()
+
+
+def all_users(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(_users).order_by(_users.c.username)))
+
+
+def set_password_hash(conn: Connection, username: str, password_hash: str) -> bool:
+    stmt = update(_users).where(_users.c.username == username).values(password_hash=password_hash)
+    return conn.execute(stmt).rowcount == 1
+
+
+def delete_user_sessions(conn: Connection, user_id: int) -> None:
+    conn.execute(delete(_sessions).where(_sessions.c.user_id == user_id))
+
+
+def delete_user(conn: Connection, user_id: int) -> None:
+    delete_user_sessions(conn, user_id)
+    conn.execute(delete(_users).where(_users.c.id == user_id))
+
+
+def insert_session(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(_sessions).values(**values))
+
+
+def session_user(conn: Connection, token_hash: str, now: datetime) -> Any:
+    """The user of an unexpired session, or ``None``."""
+    stmt = (
+        select(_users)
+        .join(_sessions, _sessions.c.user_id == _users.c.id)
+        .where(_sessions.c.token_hash == token_hash, _sessions.c.expires_at > now)
+    )
+    return conn.execute(stmt).first()
+
+
+def delete_session(conn: Connection, token_hash: str) -> None:
+    conn.execute(delete(_sessions).where(_sessions.c.token_hash == token_hash))
+
+
+def delete_expired_sessions(conn: Connection, now: datetime) -> int:
+    return conn.execute(delete(_sessions).where(_sessions.c.expires_at <= now)).rowcount
+
+
+# -- worker side (tracker) --
+
+TENDER_COLUMNS = (
+    "tender_id",
+    "title",
+    "organisation",
+    "closing_date",
+    "reference_number",
+    "category",
+    "value_inr",
+    "published_date",
+)
+
+
+def portal_lock_key(portal_name: str) -> int:
+    """The portal's PostgreSQL advisory-lock key: a signed 64-bit hash of its exact name, the
+    same in every process and on every host."""
+    digest = hashlib.sha256(b"cleanup_core.portal:" + portal_name.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+def lock_portal(conn: Connection, portal_name: str) -> None:
+    """Hold the portal's claim lock until this transaction ends, so two workers starting the same
+    portal decide one after the other. PostgreSQL: a transaction-level advisory lock; SQLite: the
+    write transaction (``BEGIN IMMEDIATE``) already holds the database's only write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(portal_lock_key(portal_name))))
+
+
+def _worker_clock(conn: Connection) -> Any:
+    """What a worker writes into its heartbeat and progress times: the server's ``now()`` on
+    PostgreSQL (a scraper host with a wrong clock cannot make a healthy run look dead), Python's
+    clock on SQLite (local anyway)."""
+    return func.now() if conn.dialect.name == "postgresql" else utc_now()
+
+
+def insert_run(conn: Connection, values: Mapping[str, Any]) -> int:
+    """A new run row; returns its id."""
+    return conn.execute(insert(_runs).values(**values).returning(_runs.c.id)).scalar_one()
+
+
+def take_over_run(
+    conn: Connection,
+    run_id: int,
+    *,
+    observed_attempt: Any,
+    heartbeat_cutoff: datetime,
+    worker_id: str,
+    now: datetime,
+) -> int | None:
+    """Compare-and-set resume: give a running run without a live worker to ``worker_id`` with the
+    next attempt number (the fencing token), if its attempt is still ``observed_attempt``.
+    Returns the new attempt, or ``None`` when someone else changed the run first."""
+    stmt = (
+        update(_runs)
+        .where(
+            _runs.c.id == run_id,
+            _runs.c.status == RUNNING,
+            _runs.c.attempt.is_not_distinct_from(observed_attempt),
+            no_live_worker(heartbeat_cutoff),
+        )
+        .values(
+            attempt=func.coalesce(_runs.c.attempt, 0) + 1,
+            worker_id=worker_id,
+            last_heartbeat_at=now,
+            released_at=None,
+        )
+        .returning(_runs.c.attempt)
+    )
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def _fenced(run_id: int, attempt: int) -> tuple[Any, ...]:
+    """Only the worker holding the run's current attempt may write to it."""
+    return (_runs.c.id == run_id, _runs.c.status == RUNNING, _runs.c.attempt == attempt)
+
+
+def record_heartbeat(conn: Connection, run_id: int, attempt: int) -> bool:
+    """Fenced heartbeat; ``False`` when the run is no longer this attempt's."""
+    stmt = (
+        update(_runs).where(*_fenced(run_id, attempt)).values(last_heartbeat_at=_worker_clock(conn))
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def record_progress(
+    conn: Connection, run_id: int, attempt: int, *, extracted: int, skipped: int
+) -> bool:
+    """Fenced: add to the run's counters and refresh its progress and heartbeat times."""
+    clock = _worker_clock(conn)
+    stmt = (
+        update(_runs)
+        .where(*_fenced(run_id, attempt))
+        .values(
+            extracted_total_tenders=func.coalesce(_runs.c.extracted_total_tenders, 0) + extracted,
+            skipped_existing_total=func.coalesce(_runs.c.skipped_existing_total, 0) + skipped,
+            last_progress_at=clock,
+            last_heartbeat_at=clock,
+        )
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def finish_run(
+    conn: Connection, run_id: int, attempt: int, *, status: str, completed_at: datetime
+) -> bool:
+    """Fenced: end the run with ``status`` (completed or failed)."""
+    stmt = (
+        update(_runs)
+        .where(*_fenced(run_id, attempt))
+        .values(status=status, completed_at=completed_at)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def release_run(conn: Connection, run_id: int, attempt: int, *, released_at: datetime) -> bool:
+    """Fenced: the worker lets go of a run it could not finish; it stays ``running`` and, with
+    progress or a checkpoint, is resumable at once."""
+    stmt = update(_runs).where(*_fenced(run_id, attempt)).values(released_at=released_at)
+    return conn.execute(stmt).rowcount == 1
+
+
+def stored_tender_ids(conn: Connection, portal_name: str, tender_ids: Sequence[str]) -> set[str]:
+    """Which of ``tender_ids`` the portal already has in ``tenders`` (from any run)."""
+    found: set[str] = set()
+    for start in range(0, len(tender_ids), CHUNK):
+        chunk = tender_ids[start : start + CHUNK]
+        stmt = select(_tenders.c.tender_id).where(
+            _tenders.c.portal_name == portal_name, _tenders.c.tender_id.in_(chunk)
+        )
+        found.update(conn.execute(stmt).scalars())
+    return found
+
+
+def run_tenders(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """The tenders a run stored, oldest first, as dicts of ``TENDER_COLUMNS``."""
+    columns = [_tenders.c[name] for name in TENDER_COLUMNS]
+    stmt = select(*columns).where(_tenders.c.run_id == run_id).order_by(_tenders.c.id)
+    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
+def insert_tenders(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(_tenders), list(rows))
+
+
+def count_runs_not_started_by(conn: Connection, worker_prefix: str) -> int:
+    """How many runs a worker whose id starts with ``worker_prefix`` did not write."""
+    stmt = select(func.count()).where(
+        or_(
+            _runs.c.worker_id.is_(None),
+            ~_runs.c.worker_id.startswith(worker_prefix, autoescape=True),
+        )
+    )
+    return conn.execute(stmt).scalar_one()
+
+
+def run_ids_started_by(conn: Connection, worker_prefix: str) -> list[int]:
+    stmt = select(_runs.c.id).where(_runs.c.worker_id.startswith(worker_prefix, autoescape=True))
+    return list(conn.execute(stmt.order_by(_runs.c.id)).scalars())
+
+
+def delete_runs_with_their_data(conn: Connection, run_ids: Sequence[int]) -> None:
+    """Remove runs together with their tenders and audit events. Only for the demo fleet's own
+    rows, which a person asked to replace; the tool never does this to real runs."""
+    for chunk in _chunks(run_ids):
+        conn.execute(delete(_tenders).where(_tenders.c.run_id.in_(chunk)))
+        conn.execute(delete(_events).where(_events.c.run_id.in_(chunk)))
+        conn.execute(delete(_runs).where(_runs.c.id.in_(chunk)))
+
+
+# -- monitor --
+
+_cycles = MonitorCycle.__table__
+_problems = MonitorProblem.__table__
+_notices = MonitorNotice.__table__
+_channels = MonitorChannel.__table__
+_lease = MonitorLease.__table__
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any, values: Mapping[str, Any]) -> None:
+    """INSERT that does nothing when the primary key exists (SQLite and PostgreSQL)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+
+def take_lease(conn: Connection, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    """Compare-and-set: take the lease if it is free, expired, or already ours."""
+    _insert_ignoring_duplicates(conn, _lease, {"name": name, "holder": "", "expires_at": now})
+    stmt = (
+        update(_lease)
+        .where(
+            _lease.c.name == name,
+            or_(_lease.c.holder == holder, _lease.c.holder == "", _lease.c.expires_at <= now),
+        )
+        .values(holder=holder, expires_at=until)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def release_lease(conn: Connection, name: str, holder: str) -> None:
+    conn.execute(
+        update(_lease).where(_lease.c.name == name, _lease.c.holder == holder).values(holder="")
+    )
+
+
+def last_cycle(conn: Connection, *, finished_only: bool = False) -> Any:
+    stmt = select(_cycles).order_by(_cycles.c.id.desc()).limit(1)
+    if finished_only:
+        stmt = stmt.where(_cycles.c.finished_at.is_not(None))
+    return conn.execute(stmt).first()
+
+
+def start_cycle(conn: Connection, now: datetime, holder: str) -> int:
+    stmt = insert(_cycles).values(started_at=now, holder=holder).returning(_cycles.c.id)
+    return conn.execute(stmt).scalar_one()
+
+
+def finish_cycle(
+    conn: Connection, cycle_id: int, now: datetime, outcome: str, detail: str, changes: int
+) -> None:
+    conn.execute(
+        update(_cycles)
+        .where(_cycles.c.id == cycle_id)
+        .values(finished_at=now, outcome=outcome, detail=detail[:2000], changes=changes)
+    )
+
+
+def open_problems(conn: Connection) -> list[Any]:
+    return list(conn.execute(select(_problems).where(_problems.c.resolved_at.is_(None))))
+
+
+def open_problem(conn: Connection, problem: Mapping[str, Any], now: datetime) -> None:
+    conn.execute(
+        insert(_problems).values(
+            run_id=problem["run_id"],
+            kind=problem["kind"],
+            portal_name=problem["portal_name"],
+            summary=problem["summary"],
+            first_seen_at=now,
+            last_notified_at=now,
+        )
+    )
+
+
+def touch_problem(conn: Connection, problem_id: int, now: datetime, summary: str) -> None:
+    conn.execute(
+        update(_problems)
+        .where(_problems.c.id == problem_id)
+        .values(last_notified_at=now, summary=summary)
+    )
+
+
+def resolve_problem(conn: Connection, problem_id: int, now: datetime) -> None:
+    conn.execute(update(_problems).where(_problems.c.id == problem_id).values(resolved_at=now))
+
+
+def insert_notice(conn: Connection, cycle_id: int, now: datetime, title: str, body: str) -> None:
+    conn.execute(insert(_notices).values(cycle_id=cycle_id, created_at=now, title=title, body=body))
+
+
+def channel_cursor(conn: Connection, key: str, cycle_id: int) -> int:
+    """The last notice the channel received. A channel seen for the first time starts just
+    before this cycle's notice, so a newly added channel is not sent the whole history."""
+    before = select(func.coalesce(func.max(_notices.c.id), 0)).where(_notices.c.cycle_id < cycle_id)
+    _insert_ignoring_duplicates(
+        conn,
+        _channels,
+        {"channel_key": key, "delivered_notice_id": conn.execute(before).scalar_one()},
+    )
+    stmt = select(_channels.c.delivered_notice_id).where(_channels.c.channel_key == key)
+    return conn.execute(stmt).scalar_one()
+
+
+def notices_after(conn: Connection, notice_id: int, *, limit: int = 50) -> list[Any]:
+    """Undelivered notices, oldest first (the newest ``limit`` of them)."""
+    stmt = (
+        select(_notices)
+        .where(_notices.c.id > notice_id)
+        .order_by(_notices.c.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(conn.execute(stmt).all()))
+
+
+def record_delivery(conn: Connection, key: str, delivered_id: int | None, now: datetime) -> None:
+    """After an attempt: advance the channel's cursor on success, count a failure otherwise."""
+    if delivered_id is None:
+        values: dict[str, Any] = {"last_attempt_at": now, "failures": _channels.c.failures + 1}
+    else:
+        values = {
+            "last_attempt_at": now,
+            "last_success_at": now,
+            "failures": 0,
+            "delivered_notice_id": delivered_id,
+        }
+    conn.execute(update(_channels).where(_channels.c.channel_key == key).values(**values))
+
+
+def prune_monitor(conn: Connection, before: datetime) -> None:
+    """Forget notices, resolved problems and cycles older than ``before``."""
+    conn.execute(delete(_notices).where(_notices.c.created_at < before))
+    conn.execute(
+        delete(_problems).where(
+            _problems.c.resolved_at.is_not(None), _problems.c.resolved_at < before
+        )
+    )
+    conn.execute(delete(_cycles).where(_cycles.c.started_at < before))

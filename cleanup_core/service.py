@@ -191,16 +191,19 @@ class CleanupService:
 
     # -- judging -------------------------------------------------------------------------
 
-    def _now(self, conn: Any, now: datetime | None) -> datetime:
+    def clock(self, conn: Any, now: datetime | None) -> datetime:
+        """``now`` if given (it must be aware), else the time to judge by: the database
+        server's clock on PostgreSQL, this machine's on SQLite."""
         if now is None:
             return repository.database_now(conn)
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
         return now
 
-    def _judge(
+    def judge(
         self, facts: Sequence[RunFacts], now: datetime, age_threshold_hours: float | None
     ) -> list[Verdict]:
+        """Classify running runs, reading each portal's policy and checkpoint once."""
         settings = self.settings
         by_portal: dict[str | None, tuple[Policy, CheckpointInfo]] = {}
         verdicts = []
@@ -234,9 +237,9 @@ class CleanupService:
         """Judge every running run (or one portal's). Read-only."""
         threshold = self._threshold(age_threshold_hours)
         with self.db.read() as conn:
-            now = self._now(conn, now)
+            now = self.clock(conn, now)
             facts = repository.running_facts(conn, portal_name=portal_name)
-        verdicts = self._judge(facts, now, threshold)
+        verdicts = self.judge(facts, now, threshold)
         return StuckRunSummary(
             tuple(verdicts), now, threshold if threshold else self.settings.age_threshold_hours
         )
@@ -278,9 +281,9 @@ class CleanupService:
         if force:
             allowed |= {RunState.RESUMABLE, RunState.ATTENTION}
         with self.db.write() as conn:
-            now = self._now(conn, now)
+            now = self.clock(conn, now)
             facts = repository.running_facts(conn, run_ids=ids, lock=True)
-            verdicts = {v.run_id: v for v in self._judge(facts, now, threshold)}
+            verdicts = {v.run_id: v for v in self.judge(facts, now, threshold)}
             targets = [v for v in verdicts.values() if v.state in allowed]
             cleaned = self.clean_locked(conn, targets, facts, actor=actor, now=now, force=force)
             left_alone = self._why_left_alone(conn, ids, cleaned, verdicts, allowed)
@@ -338,7 +341,7 @@ class CleanupService:
         """The pre-scrape verdict inside the caller's write transaction, reading the portal's
         running rows under lock so they cannot change before it ends (the worker's claim)."""
         facts = repository.running_facts(conn, portal_name=portal_name, lock=True)
-        return decide_portal(portal_name, self._judge(facts, now, None), now), facts
+        return decide_portal(portal_name, self.judge(facts, now, None), now), facts
 
     def _cleanup_event(
         self, verdict: Verdict, previous_completed_at: Any, actor: str, now: datetime, force: bool
@@ -441,7 +444,7 @@ class CleanupService:
             if not restored:
                 log.info("revert of run %d refused: its status changed since the clean-up", run_id)
                 return False
-            now = self._now(conn, None)
+            now = self.clock(conn, None)
             repository.insert_events(
                 conn,
                 [
@@ -491,7 +494,7 @@ class CleanupService:
             deleted = repository.delete_finished_runs(conn, ids)
             if deleted != len(ids):
                 raise RefusedError("Runs changed while being deleted. Nothing was deleted.")
-            now = self._now(conn, None)
+            now = self.clock(conn, None)
             repository.insert_events(
                 conn,
                 (

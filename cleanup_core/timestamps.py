@@ -168,3 +168,17 @@ def format_utc(moment: datetime) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def duration(delta: timedelta) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``, ``4.2 d`` (negative: ``in the future``)."""
+    seconds = delta.total_seconds()
+    if seconds < 0:
+        return "in the future"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -135,3 +135,14 @@ class Runs:
 @pytest.fixture
 def runs(service: CleanupService) -> Runs:
     return Runs(service)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The browser tests run in their own pytest process, ``python -m pytest tests/browser``
+    (pytest-playwright's sync API must not share one with other tests): a plain ``pytest``
+    leaves that folder out unless it is named on the command line."""
+    browser_tests = Path(__file__).parent / "browser"
+    if collection_path != browser_tests:
+        return None
+    asked = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return not any(path == browser_tests or browser_tests in path.parents for path in asked)

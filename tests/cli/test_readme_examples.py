@@ -66,7 +66,7 @@ def example(tmp_path):
 
 def test_cron_lines_run_as_written(example):
     service, run, localise, data = example
-    [crontab] = code_blocks("cron")
+    crontab = code_blocks("cron")[0]  # the Scheduling section's
     lines = [line for line in crontab.splitlines() if line.strip()]
     env = dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z_]+=", line))
     env = {key: localise(value) for key, value in env.items()}
@@ -109,3 +109,15 @@ def test_windows_task_runs_the_same_command(example):
     assert {v.run_id for v in service.scan().dead} == set()
     with service.db.read() as conn:
         assert conn.execute(text("SELECT status FROM runs")).scalar_one() == CLEANED
+
+
+def test_monitor_cron_line_runs_as_written(example):
+    _, run, _, data = example
+    monitor_cron = code_blocks("cron")[1]
+    job = monitor_cron.strip().split(None, 5)[5]
+    env = {"CLEANUP_DATABASE_URL": f"sqlite:///{data}/tenders.db"}
+    result = run(job, env)
+    assert result.returncode == 0, result.stderr
+    log = (data / "monitor.log").read_text()
+    assert "monitor cycle ok" in log
+    assert "NEW DEAD run 1" in log

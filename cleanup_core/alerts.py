@@ -1,0 +1,424 @@
+"""The alert-only monitor: tell operators when runs die, stall, need attention or recover.
+
+One cycle classifies every running run, compares the problems with those already reported (kept
+in the database, so any process can run the next cycle), and queues one notice listing what
+changed. Each notification channel (an apprise URL: email, Slack, Teams, Telegram, a JSON
+webhook, ...) then gets one message with everything it has not received yet, so a channel that
+failed gets the missed changes on the next cycle, and one failing channel never blocks another.
+
+The monitor changes no run unless ``monitor_auto_clean`` is enabled. Cycles take a database lease,
+so several dashboard workers, hosts and a cron job together run each cycle once. Every cycle's
+time and outcome are recorded, so the dashboard and ``status`` can tell when the monitor is late.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from cleanup_core import repository
+from cleanup_core.classify import RunState, Verdict
+from cleanup_core.errors import CleanupError
+from cleanup_core.service import CleanupService
+from cleanup_core.timestamps import parse_timestamp
+
+log = logging.getLogger("cleanup_core.alerts")
+
+# What a problem is called, in the order a message lists them.
+KINDS = ("dead", "stalled", "attention", "resumable")
+_LABELS = {
+    "dead": "DEAD",
+    "stalled": "STALLED",
+    "attention": "NEEDS ATTENTION",
+    "resumable": "RESUMABLE",
+}
+LEASE_NAME = "monitor"
+KEEP_HISTORY = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A running run the operator should hear about."""
+
+    run_id: int
+    portal_name: str
+    kind: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a notice: a new problem, a reminder, or a recovery."""
+
+    what: str  # "new", "reminder", "recovered"
+    run_id: int
+    portal_name: str
+    kind: str
+    summary: str
+
+    def line(self) -> str:
+        label = _LABELS.get(self.kind, self.kind.upper())
+        if self.what == "recovered":
+            return f"  RECOVERED run {self.run_id} (was {self.kind}): {self.summary}"
+        prefix = "STILL " if self.what == "reminder" else "NEW "
+        return f"  {prefix}{label} run {self.run_id}: {self.summary}"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did."""
+
+    outcome: str  # "ok", "skipped", "error"
+    detail: str = ""
+    changes: list[Change] = field(default_factory=list)
+    delivered: dict[str, bool] = field(default_factory=dict)  # channel label -> delivered
+    cleaned: list[int] = field(default_factory=list)
+    started_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "changes": [c.__dict__ for c in self.changes],
+            "delivered": self.delivered,
+            "cleaned": self.cleaned,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+        }
+
+
+def cursor_location(cursor: Any) -> str:
+    """Where a scraper was, from its checkpoint cursor: organisation / department / page."""
+    if not isinstance(cursor, dict):
+        return ""
+    parts = []
+    for key in ("organisation", "organization", "department", "current_organisation", "page"):
+        value = cursor.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            parts.append(f"{key.replace('_', ' ')} {str(value)[:80]}")
+    return ", ".join(parts)
+
+
+def stalled_reason(verdict: Verdict, stall_after: timedelta, now: datetime) -> str | None:
+    """Why an alive run counts as stalled (a fresh heartbeat but no progress for longer than
+    ``stall_after``), or ``None``. Without any recorded progress the start time counts."""
+    if verdict.state is not RunState.ALIVE:
+        return None
+    since = verdict.last_progress_at or verdict.started_at
+    if since is None or now - since <= stall_after:
+        return None
+    idle = (now - since).total_seconds() / 60
+    where = cursor_location(verdict.checkpoint.cursor)
+    at = f" at {where}" if where else ""
+    what = "no progress" if verdict.last_progress_at else "no progress since it started"
+    return (
+        f"alive (heartbeat {verdict.heartbeat_age_minutes or 0:.0f} min ago) but {what} for "
+        f"{idle:.0f} min{at} (stall_after {stall_after.total_seconds() / 60:g} min)"
+    )
+
+
+def current_problems(
+    service: CleanupService, verdicts: Sequence[Verdict], now: datetime
+) -> list[Problem]:
+    """The problems among the running runs right now."""
+    settings = service.settings
+    problems = []
+    for verdict in verdicts:
+        portal = verdict.portal_name or ""
+        if verdict.state in (RunState.DEAD, RunState.RESUMABLE, RunState.ATTENTION):
+            problems.append(Problem(verdict.run_id, portal, verdict.state.value, verdict.summary))
+            continue
+        stall_after = timedelta(minutes=settings.stall_after_minutes_for(portal))
+        reason = stalled_reason(verdict, stall_after, now)
+        if reason:
+            problems.append(Problem(verdict.run_id, portal, "stalled", reason))
+    return problems
+
+
+def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple[str, str]:
+    """The title and body of one message: every change, grouped per portal."""
+    counts: dict[str, int] = defaultdict(int)
+    for change in changes:
+        key = "recovered" if change.what == "recovered" else f"{change.what} {change.kind}"
+        counts[key] += 1
+    title = "Tender runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
+    by_portal: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        by_portal[change.portal_name or "(no portal)"].append(change)
+    lines = []
+    for portal in sorted(by_portal, key=str.lower):
+        lines.append(portal)
+        lines.extend(change.line() for change in by_portal[portal])
+        lines.append("")
+    if dashboard_url:
+        lines.append(f"Stuck runs: {dashboard_url.rstrip('/')}/stuck")
+    return title, "\n".join(lines).rstrip() + "\n"
+
+
+def channel_key(url: str) -> str:
+    """A stable id for a channel that does not store its secrets (tokens, passwords)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def channel_label(url: str) -> str:
+    """A channel as it may appear in logs: its scheme and host, never credentials or tokens."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}"
+
+
+def send_apprise(url: str, title: str, body: str) -> bool:
+    """Deliver one message through one apprise URL; ``False`` (logged) when it fails."""
+    import apprise
+
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        log.error("notification channel %s is not a valid apprise URL", channel_label(url))
+        return False
+    return bool(notifier.notify(title=title, body=body))
+
+
+class Monitor:
+    """Runs monitoring cycles against one database with one set of channels."""
+
+    def __init__(
+        self,
+        service: CleanupService,
+        *,
+        holder: str | None = None,
+        send: Callable[[str, str, str], bool] = send_apprise,
+    ):
+        self.service = service
+        self.settings = service.settings
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.send = send
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(minutes=self.settings.monitor_interval_minutes)
+
+    def run_cycle(self, *, now: datetime | None = None, force: bool = False) -> CycleReport:
+        """One cycle, unless another process holds the lease or ran one less than an interval
+        ago (``force`` ignores the latter)."""
+        with self.service.db.write() as conn:
+            now = self.service.clock(conn, now)
+            lease_until = now + max(self.interval, timedelta(minutes=5))
+            if not repository.take_lease(conn, LEASE_NAME, self.holder, now, lease_until):
+                return CycleReport("skipped", "another monitor is running a cycle", started_at=now)
+            last = repository.last_cycle(conn)
+            if not force and last is not None:
+                started = parse_timestamp(last.started_at, self.settings.timezone)
+                if started is not None and now - started < self.interval * 0.9:
+                    repository.release_lease(conn, LEASE_NAME, self.holder)
+                    return CycleReport(
+                        "skipped",
+                        f"a cycle ran {(now - started).total_seconds() / 60:.0f} min ago",
+                        started_at=now,
+                    )
+            cycle_id = repository.start_cycle(conn, now, self.holder)
+        report = CycleReport("ok", started_at=now)
+        try:
+            self._cycle(cycle_id, now, report)
+        except CleanupError as exc:
+            report.outcome, report.detail = "error", str(exc)
+            log.error("monitor cycle failed: %s", exc)
+        finally:
+            with self.service.db.write() as conn:
+                repository.finish_cycle(
+                    conn,
+                    cycle_id,
+                    self.service.clock(conn, None),
+                    report.outcome,
+                    report.detail,
+                    len(report.changes),
+                )
+                repository.release_lease(conn, LEASE_NAME, self.holder)
+                repository.prune_monitor(conn, now - KEEP_HISTORY)
+        return report
+
+    def _cycle(self, cycle_id: int, now: datetime, report: CycleReport) -> None:
+        summary = self.service.scan(now=now)
+        auto_cleaned: dict[int, str] = {}
+        if self.settings.monitor_auto_clean and summary.dead:
+            result = self.service.cleanup_runs(
+                [v.run_id for v in summary.dead], actor="monitor:auto-clean", now=now
+            )
+            report.cleaned = list(result.cleaned)
+            portals = {v.run_id: v.portal_name or "" for v in summary.dead}
+            auto_cleaned = {run_id: portals[run_id] for run_id in result.cleaned}
+            summary = self.service.scan(now=now)
+        problems = current_problems(self.service, summary.verdicts, now)
+        remind_after = timedelta(hours=self.settings.monitor_reminder_hours)
+        with self.service.db.write() as conn:
+            changes = self._compare(conn, problems, now, remind_after)
+            reported = {c.run_id for c in changes}
+            changes.extend(
+                Change("recovered", run_id, portal, "dead", "cleaned automatically by the monitor")
+                for run_id, portal in auto_cleaned.items()
+                if run_id not in reported
+            )
+            report.changes = changes
+            if changes:
+                title, body = format_notice(changes, self.settings.dashboard_url)
+                repository.insert_notice(conn, cycle_id, now, title, body)
+        report.delivered = self._deliver(cycle_id, now)
+        report.detail = (
+            f"{len(problems)} open problems, {len(report.changes)} changes, "
+            f"delivered to {sum(report.delivered.values())}/{len(report.delivered)} channels"
+        )
+        log.info("monitor cycle: %s", report.detail)
+
+    def _compare(
+        self, conn: Any, problems: Sequence[Problem], now: datetime, remind_after: timedelta
+    ) -> list[Change]:
+        """Record what is new, remind about what is old, resolve what went away."""
+        current = {(p.run_id, p.kind): p for p in problems}
+        open_rows = {(row.run_id, row.kind): row for row in repository.open_problems(conn)}
+        changes = []
+        for key, problem in current.items():
+            row = open_rows.get(key)
+            if row is None:
+                repository.open_problem(conn, problem.__dict__, now)
+                changes.append(
+                    Change(
+                        "new", problem.run_id, problem.portal_name, problem.kind, problem.summary
+                    )
+                )
+                continue
+            notified = parse_timestamp(row.last_notified_at, self.settings.timezone)
+            if notified is None or now - notified >= remind_after:
+                repository.touch_problem(conn, row.id, now, problem.summary)
+                changes.append(
+                    Change(
+                        "reminder",
+                        problem.run_id,
+                        problem.portal_name,
+                        problem.kind,
+                        problem.summary,
+                    )
+                )
+        statuses = repository.run_statuses(
+            conn, [run_id for run_id, kind in open_rows if (run_id, kind) not in current]
+        )
+        for key, row in open_rows.items():
+            if key in current:
+                continue
+            repository.resolve_problem(conn, row.id, now)
+            status = statuses.get(row.run_id)
+            now_state = f"status is now {status.status!r}" if status else "run record deleted"
+            changes.append(
+                Change("recovered", row.run_id, row.portal_name or "", row.kind, now_state)
+            )
+        return sorted(
+            changes,
+            key=lambda c: (
+                c.portal_name.lower(),
+                KINDS.index(c.kind) if c.kind in KINDS else 9,
+                c.run_id,
+            ),
+        )
+
+    def _deliver(self, cycle_id: int, now: datetime) -> dict[str, bool]:
+        """Send each channel everything it has not received, as one message."""
+        delivered: dict[str, bool] = {}
+        for url in self.settings.notify_urls:
+            key, label = channel_key(url), channel_label(url)
+            with self.service.db.write() as conn:
+                since = repository.channel_cursor(conn, key, cycle_id)
+                notices = repository.notices_after(conn, since)
+            if not notices:
+                continue
+            if len(notices) == 1:
+                title, body = notices[0].title, notices[0].body
+            else:
+                title = f"{notices[-1].title} (+{len(notices) - 1} earlier undelivered)"
+                body = "\n".join(n.body for n in notices)
+            try:
+                ok = self.send(url, title, body)
+            except Exception as exc:  # noqa: BLE001 - a channel's failure must not stop others
+                log.error("notification channel %s failed: %s", label, exc)
+                ok = False
+            if not ok:
+                log.error("notification to %s failed; it will be retried next cycle", label)
+            with self.service.db.write() as conn:
+                repository.record_delivery(conn, key, notices[-1].id if ok else None, now)
+            delivered[label] = ok
+        return delivered
+
+    def seconds_until_due(self, *, now: datetime | None = None) -> float:
+        """How long to sleep before the next cycle is due (by the last cycle of any process,
+        so every process converges on one schedule)."""
+        with self.service.db.read() as conn:
+            now = self.service.clock(conn, now)
+            last = repository.last_cycle(conn)
+        started = parse_timestamp(last.started_at, self.settings.timezone) if last else None
+        if started is None:
+            return 0.0
+        wait = (started + self.interval - now).total_seconds()
+        return min(max(wait, 1.0), self.interval.total_seconds())
+
+    def status(self, *, now: datetime | None = None) -> MonitorStatus:
+        """The last cycle, when the next is due, and whether the monitor is late."""
+        with self.service.db.read() as conn:
+            now = self.service.clock(conn, now)
+            last = repository.last_cycle(conn, finished_only=True)
+        if last is None:
+            return MonitorStatus(None, None, None, "", late=False, never_ran=True)
+        tz = self.settings.timezone
+        started = parse_timestamp(last.started_at, tz)
+        next_due = started + self.interval if started else None
+        late = next_due is not None and now > next_due + max(self.interval, timedelta(minutes=10))
+        return MonitorStatus(started, next_due, last.outcome, last.detail or "", late=late)
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    last_check: datetime | None
+    next_check: datetime | None
+    outcome: str | None
+    detail: str
+    late: bool
+    never_ran: bool = False
+
+    def describe(self, tz: Any) -> str:
+        if self.never_ran:
+            return "The monitor has never run."
+        last = self.last_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.last_check else "?"
+        nxt = self.next_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.next_check else "?"
+        late = " - LATE: the monitor has not run since; is it still running?" if self.late else ""
+        return f"Last monitor check {last} ({self.outcome}: {self.detail}); next due {nxt}{late}"
+
+
+RETRY_AFTER_ERROR = 60.0
+
+
+def run_forever(
+    monitor: Monitor,
+    *,
+    on_cycle: Callable[[CycleReport], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run cycles until ``stop`` is set. A database that is down or locked is logged and
+    retried; it never ends the loop."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            report = monitor.run_cycle()
+            if on_cycle is not None and report.outcome != "skipped":
+                on_cycle(report)
+            wait = monitor.seconds_until_due()
+        except CleanupError as exc:
+            log.error(
+                "monitor cycle could not run: %s (retrying in %.0f s)", exc, RETRY_AFTER_ERROR
+            )
+            wait = RETRY_AFTER_ERROR
+        stop.wait(wait)

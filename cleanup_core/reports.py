@@ -1,0 +1,394 @@
+"""Read models for the dashboard: the overview, a page of runs, one run's detail, the portals.
+
+Everything here is display-ready (times in the configured zone, small flat records) so the web
+app holds little state and no logic; all of it comes from the same service and queries as the
+CLI.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from cleanup_core import repository
+from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
+from cleanup_core.classify import RunFacts, RunState, Verdict
+from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
+from cleanup_core.service import CleanupService, decide_portal
+from cleanup_core.timestamps import duration, parse_timestamp
+
+PAGE_SIZES = (10, 25, 50, 100)
+STATUS_GROUPS = ("running", "completed", "failed", "cleaned", "other")
+CHART_DAYS = 14
+
+
+def _status_group(status: str | None) -> str:
+    return {RUNNING: "running", COMPLETED: "completed", FAILED: "failed", CLEANED: "cleaned"}.get(
+        status or "", "other"
+    )
+
+
+class Formatter:
+    """Times and ages as the operator reads them: in the configured zone, short."""
+
+    def __init__(self, service: CleanupService, now: datetime):
+        self.tz = service.settings.timezone
+        self.now = now
+
+    def moment(self, raw: object) -> str:
+        try:
+            parsed = parse_timestamp(raw, self.tz)
+        except ValueError:
+            return f"unreadable: {str(raw)[:40]}"
+        return "" if parsed is None else parsed.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
+
+    def ago(self, raw: object) -> str:
+        try:
+            parsed = parse_timestamp(raw, self.tz)
+        except ValueError:
+            return "?"
+        return "" if parsed is None else duration(self.now - parsed) + " ago"
+
+
+# -- overview ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PortalStatusCounts:
+    portal: str
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cleaned: int = 0
+    other: int = 0
+
+
+@dataclass
+class DayCount:
+    day: str
+    count: int
+
+
+@dataclass
+class Overview:
+    running: int
+    alive: int
+    young: int
+    resumable: int
+    dead: int
+    attention: int
+    cleaned_last_7_days: int
+    by_portal: list[PortalStatusCounts]
+    cleanups_by_day: list[DayCount]
+    checked_at: str
+
+
+def overview(service: CleanupService, *, now: datetime | None = None) -> Overview:
+    summary = service.scan(now=now)
+    now = summary.checked_at
+    states = Counter(v.state for v in summary.verdicts)
+    tz = service.settings.timezone
+    first_day = (now.astimezone(tz) - timedelta(days=CHART_DAYS - 1)).date()
+    with service.db.read() as conn:
+        counts = repository.status_counts_by_portal(conn)
+        since = min(now - timedelta(days=7), now - timedelta(days=CHART_DAYS))
+        cleanups = repository.event_times(conn, "cleanup", since)
+    portals: dict[str, PortalStatusCounts] = {}
+    for row in counts:
+        name = row.portal_name or "(no portal)"
+        entry = portals.setdefault(name, PortalStatusCounts(name))
+        group = _status_group(row.status)
+        setattr(entry, group, getattr(entry, group) + row.count)
+    days: Counter[str] = Counter()
+    last_week = 0
+    for raw in cleanups:
+        try:
+            moment = parse_timestamp(raw, tz)
+        except ValueError:
+            continue
+        if moment is None:
+            continue
+        last_week += moment >= now - timedelta(days=7)
+        local_day = moment.astimezone(tz).date()
+        if local_day >= first_day:
+            days[local_day.isoformat()] += 1
+    by_day = []
+    for offset in range(CHART_DAYS):
+        day = first_day + timedelta(days=offset)
+        by_day.append(DayCount(day.strftime("%m-%d"), days[day.isoformat()]))
+    return Overview(
+        running=len(summary.verdicts),
+        alive=states[RunState.ALIVE],
+        young=states[RunState.YOUNG],
+        resumable=states[RunState.RESUMABLE],
+        dead=states[RunState.DEAD],
+        attention=states[RunState.ATTENTION],
+        cleaned_last_7_days=last_week,
+        by_portal=sorted(portals.values(), key=lambda p: p.portal.lower()),
+        cleanups_by_day=by_day,
+        checked_at=now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+    )
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def portal_names(service: CleanupService) -> list[str]:
+    """Every portal that has runs, for filters."""
+    with service.db.read() as conn:
+        rows = repository.status_counts_by_portal(conn)
+    return sorted({row.portal_name for row in rows if row.portal_name}, key=str.lower)
+
+
+@dataclass
+class RunRow:
+    id: int
+    portal_name: str
+    status: str
+    state: str  # for running runs: alive / young / resumable / dead / attention
+    started_at: str
+    completed_at: str
+    extracted: str
+    skipped: str
+    heartbeat: str
+    worker_id: str
+
+
+@dataclass
+class RunsPage:
+    rows: list[RunRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+def _counter_text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _facts(row: Mapping[str, Any]) -> RunFacts:
+    """A whole ``runs`` row as the classifier's facts."""
+    return RunFacts(**{name: row[name] for name in RUN_FACT_FIELDS})
+
+
+RUN_FACT_FIELDS = tuple(f.name for f in fields(RunFacts))
+
+
+def _run_row(row: Mapping[str, Any], state: str, fmt: Formatter) -> RunRow:
+    return RunRow(
+        id=row["id"],
+        portal_name=row["portal_name"] or "",
+        status=row["status"] or "",
+        state=state,
+        started_at=fmt.moment(row["started_at"]),
+        completed_at=fmt.moment(row["completed_at"]),
+        extracted=_counter_text(row["extracted_total_tenders"]),
+        skipped=_counter_text(row["skipped_existing_total"]),
+        heartbeat=fmt.ago(row["last_heartbeat_at"]),
+        worker_id=row["worker_id"] or "",
+    )
+
+
+def runs_page(
+    service: CleanupService,
+    *,
+    page: int = 1,
+    page_size: int = 25,
+    sort: str = "id",
+    descending: bool = True,
+    status: str | None = None,
+    portal: str | None = None,
+    search: str | None = None,
+    now: datetime | None = None,
+) -> RunsPage:
+    """One page of runs; running ones carry their live state. Unknown sort columns and page
+    sizes are refused (the browser can send anything)."""
+    if sort not in repository.SORTABLE_RUN_COLUMNS:
+        raise ValueError(f"cannot sort runs by {sort!r}")
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"page size must be one of {PAGE_SIZES}, got {page_size!r}")
+    page = max(1, int(page))
+    statuses = [status] if status else None
+    with service.db.read() as conn:
+        now = service.clock(conn, now)
+        rows, total = repository.runs_page(
+            conn,
+            statuses=statuses,
+            portal_name=portal or None,
+            search=(search or "").strip()[:200] or None,
+            sort=sort,
+            descending=descending,
+            limit=page_size,
+            offset=(page - 1) * page_size,
+        )
+    mappings = [r._mapping for r in rows]
+    running = [_facts(r) for r in mappings if r["status"] == RUNNING]
+    states = {v.run_id: v.state.value for v in service.judge(running, now, None)}
+    fmt = Formatter(service, now)
+    return RunsPage(
+        rows=[_run_row(r, states.get(r["id"], ""), fmt) for r in mappings],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@dataclass
+class EventRow:
+    id: int
+    run_id: int
+    portal_name: str
+    action: str
+    actor: str
+    from_status: str
+    to_status: str
+    created_at: str
+    summary: str
+    revertible: bool = False
+
+
+@dataclass
+class RunDetail:
+    run: RunRow
+    attempt: str
+    last_progress: str
+    checkpoint: str
+    reasons: list[str] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+
+
+def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
+    """Audit events for display; a clean-up is revertible when it is its run's latest
+    clean-up or revert and the run still has the status the clean-up gave it."""
+    tz = service.settings.timezone
+    latest: dict[int, int] = {}
+    for event in events:
+        if event.action in ("cleanup", "revert"):
+            latest[event.run_id] = max(latest.get(event.run_id, 0), event.id)
+    rows = []
+    for event in events:
+        details = event.details
+        summary = ""
+        if event.action == "cleanup":
+            summary = "; ".join(r.get("message", "") for r in details.get("reasons", []))
+            if details.get("forced"):
+                summary = f"forced ({details.get('state')}): {summary}"
+        elif event.action == "revert":
+            summary = f"undid event {details.get('reverted_event_id')}"
+        elif event.action == "delete":
+            summary = "run record deleted (tenders kept)"
+        elif details:
+            summary = ", ".join(
+                f"{k}: {v}" for k, v in details.items() if not isinstance(v, dict | list)
+            )
+        rows.append(
+            EventRow(
+                id=event.id,
+                run_id=event.run_id,
+                portal_name=event.portal_name or "",
+                action=event.action,
+                actor=event.actor,
+                from_status=event.from_status or "",
+                to_status=event.to_status or "",
+                created_at=event.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+                if event.created_at
+                else "",
+                summary=summary[:500],
+                revertible=event.action == "cleanup" and latest.get(event.run_id) == event.id,
+            )
+        )
+    return rows
+
+
+def checkpoint_text(info: CheckpointInfo) -> str:
+    """One line about a checkpoint file, for the run detail."""
+    if info.path is None or info.status is CheckpointStatus.MISSING:
+        return "no checkpoint file"
+    if info.status.is_problem:
+        return f"{info.status.value}: {info.detail} ({info.path})"
+    owner = f" of run {info.run_id}" if info.run_id is not None else ""
+    return f"{info.tender_count} tenders{owner}, updated {info.updated_at or '?'} ({info.path})"
+
+
+def run_detail(
+    service: CleanupService, run_id: int, *, now: datetime | None = None
+) -> RunDetail | None:
+    """Everything about one run, or ``None`` if it does not exist."""
+    with service.db.read() as conn:
+        now = service.clock(conn, now)
+        rows = repository.run_rows(conn, [run_id])
+    if not rows:
+        return None
+    row = rows[0]
+    verdict = service.judge([_facts(row)], now, None)[0] if row["status"] == RUNNING else None
+    settings = service.settings
+    checkpoint = inspect_checkpoint(
+        settings.checkpoint_dir, row["portal_name"] or "", max_bytes=settings.max_checkpoint_bytes
+    )
+    fmt = Formatter(service, now)
+    history = service.history(run_id=run_id, limit=200)
+    return RunDetail(
+        run=_run_row(row, verdict.state.value if verdict else "", fmt),
+        attempt=_counter_text(row["attempt"]),
+        last_progress=fmt.ago(row["last_progress_at"]),
+        checkpoint=checkpoint_text(checkpoint),
+        reasons=[r.message for r in verdict.reasons] if verdict else [],
+        events=event_rows(service, list(history.events)),
+    )
+
+
+# -- portals ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PortalRow:
+    portal: str
+    last_run_id: int
+    last_status: str
+    last_started_at: str
+    running: int
+    action: str
+    reason: str
+    run_id: int  # the run the action is about (0: none)
+    run_ids: list[int] = field(default_factory=list)
+
+
+def portal_rows(
+    service: CleanupService,
+    age_threshold_hours: float | None = None,
+    *,
+    now: datetime | None = None,
+) -> list[PortalRow]:
+    """One row per portal: its newest run and the pre-scrape verdict, from one scan."""
+    summary = service.scan(age_threshold_hours, now=now)
+    with service.db.read() as conn:
+        latest = [r._mapping for r in repository.latest_runs_by_portal(conn)]
+    running: dict[str | None, list[Verdict]] = {}
+    for verdict in summary.verdicts:
+        running.setdefault(verdict.portal_name, []).append(verdict)
+    fmt = Formatter(service, summary.checked_at)
+    rows = []
+    for last in latest:
+        name = last["portal_name"]
+        check = decide_portal(name or "", running.get(name, []), summary.checked_at)
+        rows.append(
+            PortalRow(
+                portal=name or "",
+                last_run_id=last["id"],
+                last_status=last["status"] or "",
+                last_started_at=fmt.moment(last["started_at"]),
+                running=len(running.get(name, [])),
+                action=check.action.value,
+                reason=check.reason,
+                run_id=check.run_id or 0,
+                run_ids=list(check.run_ids),
+            )
+        )
+    return sorted(rows, key=lambda r: r.portal.lower())
