@@ -161,8 +161,12 @@ def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]
             metavar="N",
             help="Age threshold in hours (default from settings, 24). Below 12 needs --force.",
         )
-        @click.option("--force", is_flag=True, help="Allow an --age-hours below 12 (demo: load "
-                      "into a database that holds other runs).")
+        @click.option(
+            "--force",
+            is_flag=True,
+            help="Allow an --age-hours below 12 (demo: load "
+            "into a database that holds other runs).",
+        )
         @click.option(
             "--json",
             "as_json",
