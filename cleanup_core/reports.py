@@ -129,7 +129,7 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
         cleaned_last_7_days=last_week,
         by_portal=sorted(portals.values(), key=lambda p: p.portal.lower()),
         cleanups_by_day=by_day,
-        checked_at=now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+        checked_at=now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
 
 

@@ -17,17 +17,36 @@ ensure_postgres() {
 }
 ensure_postgres
 
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then return; fi
+    echo "==> installing Debian's Chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+ensure_chromium
+
 echo "==> ruff"
 ruff check .
 ruff format --check .
 
-echo "==> pytest"
-set +e
-python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-    echo "error: pytest collected no tests; that is a failure, not a pass." >&2
-    exit 1
+# pytest exit code 5 means "no tests collected": a failure here, never a pass.
+run_pytest() {
+    set +e
+    python -m pytest "$@"
+    status=$?
+    set -e
+    if [ "$status" -eq 5 ]; then
+        echo "error: pytest collected no tests ($*); that is a failure, not a pass." >&2
+        exit 1
+    fi
+    return "$status"
+}
+
+if [ $# -gt 0 ]; then
+    run_pytest "$@"
+    exit 0
 fi
-exit "$status"
+echo "==> pytest: library, CLI, tracker, monitor, dashboard state, reliability"
+run_pytest
+# pytest-playwright's sync browser must not share a process with the other tests.
+echo "==> pytest: the dashboard in a real browser"
+run_pytest tests/browser

@@ -1,0 +1,154 @@
+"""History: the audit trail with filters and Revert on clean-ups."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cleanup_core.reports import EventRow
+from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.components.layout import empty_row, labelled, page
+from tender_dashboard_reflex.state.auth import AuthState
+from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
+
+COLUMNS = ("Event", "When", "Run", "Portal", "Action", "By", "Status change", "Details", "")
+
+
+def history_row(event: EventRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(event.id),
+        rx.table.cell(event.created_at, white_space="nowrap"),
+        rx.table.cell(rx.link(event.run_id, href=routes.RUN + "?id=" + event.run_id.to_string())),
+        rx.table.cell(event.portal_name),
+        rx.table.cell(rx.badge(event.action)),
+        rx.table.cell(rx.text(event.actor, size="1")),
+        rx.table.cell(rx.text(event.from_status, " → ", event.to_status, size="1")),
+        rx.table.cell(rx.text(event.summary, size="1"), min_width="16em", max_width="28em"),
+        rx.table.cell(
+            rx.cond(
+                AuthState.is_admin & event.revertible,
+                rx.button(
+                    rx.icon("undo_2", size=14),
+                    "Revert",
+                    size="1",
+                    variant="soft",
+                    on_click=HistoryState.ask_revert(event.run_id),
+                    id="revert-" + event.id.to_string(),
+                ),
+            )
+        ),
+        id="event-row-" + event.id.to_string(),
+    )
+
+
+def revert_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(
+                "Revert the clean-up of run ", HistoryState.revert_run_id.to_string(), "?"
+            ),
+            rx.alert_dialog.description(
+                "The run gets back the status and completed time it had before the clean-up "
+                "(usually 'running'), and the revert is recorded in the history."
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=HistoryState.close_revert_dialog,
+                        id="revert-cancel",
+                    )
+                ),
+                rx.alert_dialog.action(
+                    rx.button("Confirm", on_click=HistoryState.confirm_revert, id="revert-confirm")
+                ),
+                spacing="3",
+                justify="end",
+                margin_top="1em",
+            ),
+        ),
+        open=HistoryState.revert_dialog_open,
+    )
+
+
+def history_page() -> rx.Component:
+    return page(
+        "History",
+        rx.flex(
+            labelled(
+                "Portal",
+                rx.select(
+                    HistoryState.portals,
+                    value=HistoryState.portal_filter,
+                    on_change=HistoryState.set_portal_filter,
+                    id="history-portal",
+                ),
+            ),
+            labelled(
+                "Action",
+                rx.select(
+                    ACTIONS,
+                    value=HistoryState.action_filter,
+                    on_change=HistoryState.set_action_filter,
+                    id="history-action",
+                ),
+            ),
+            rx.input(
+                placeholder="Run id",
+                value=HistoryState.run_filter,
+                on_change=HistoryState.set_run_filter.debounce(400),
+                width="8em",
+                id="history-run",
+            ),
+            wrap="wrap",
+            spacing="2",
+        ),
+        rx.box(
+            rx.table.root(
+                rx.table.header(rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))),
+                rx.table.body(
+                    rx.cond(
+                        HistoryState.events.length() > 0,
+                        rx.foreach(HistoryState.events, history_row),
+                        empty_row(len(COLUMNS), "No events match.", "history-empty"),
+                    )
+                ),
+                size="1",
+                variant="surface",
+                id="history-table",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+        rx.flex(
+            rx.text(
+                HistoryState.total,
+                rx.cond(HistoryState.total == 1, " event · page ", " events · page "),
+                HistoryState.page,
+                " of ",
+                HistoryState.page_count,
+                size="2",
+                id="history-total",
+            ),
+            rx.hstack(
+                rx.button(
+                    "Previous",
+                    size="1",
+                    variant="soft",
+                    on_click=HistoryState.go_to_page(HistoryState.page - 1),
+                    disabled=HistoryState.page <= 1,
+                ),
+                rx.button(
+                    "Next",
+                    size="1",
+                    variant="soft",
+                    on_click=HistoryState.go_to_page(HistoryState.page + 1),
+                    disabled=HistoryState.page >= HistoryState.page_count,
+                ),
+            ),
+            justify="between",
+            width="100%",
+        ),
+        revert_dialog(),
+    )

@@ -1,0 +1,113 @@
+"""Portals: newest run, pre-scrape verdict and the matching action, per portal."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cleanup_core.reports import PortalRow
+from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.components.layout import auto_refresh, empty_row, page, status_badge
+from tender_dashboard_reflex.state.auth import AuthState
+from tender_dashboard_reflex.state.portals import PortalsState
+
+VERDICT_COLOURS = {"start": "grass", "resume": "amber", "cleanup": "red", "wait": "blue"}
+COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason", "")
+
+
+def action_button(row: PortalRow) -> rx.Component:
+    return rx.cond(
+        AuthState.is_admin,
+        rx.match(
+            row.action,
+            (
+                "resume",
+                rx.button(
+                    rx.icon("play", size=14),
+                    "Resume",
+                    size="1",
+                    on_click=PortalsState.resume(row.run_id),
+                    id="portal-resume-" + row.last_run_id.to_string(),
+                ),
+            ),
+            (
+                "cleanup",
+                rx.button(
+                    "Clean up & start",
+                    size="1",
+                    color_scheme="red",
+                    on_click=PortalsState.clean_up_and_start(row.portal),
+                    id="portal-cleanup-" + row.last_run_id.to_string(),
+                ),
+            ),
+            (
+                "start",
+                rx.button(
+                    "Start",
+                    size="1",
+                    variant="soft",
+                    on_click=PortalsState.start(row.portal),
+                    id="portal-start-" + row.last_run_id.to_string(),
+                ),
+            ),
+            rx.fragment(),
+        ),
+    )
+
+
+def portal_row(row: PortalRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.text(row.portal, weight="medium")),
+        rx.table.cell(
+            rx.link(row.last_run_id, href=routes.RUN + "?id=" + row.last_run_id.to_string())
+        ),
+        rx.table.cell(status_badge(row.last_status)),
+        rx.table.cell(row.last_started_at, white_space="nowrap"),
+        rx.table.cell(row.running),
+        rx.table.cell(
+            rx.match(
+                row.action,
+                *(
+                    (name, rx.badge(name, color_scheme=colour))
+                    for name, colour in VERDICT_COLOURS.items()
+                ),
+                rx.badge(row.action),
+            )
+        ),
+        rx.table.cell(rx.text(row.reason, size="1"), min_width="18em", max_width="32em"),
+        rx.table.cell(action_button(row)),
+        id="portal-row-" + row.last_run_id.to_string(),
+    )
+
+
+def portals_page() -> rx.Component:
+    return page(
+        "Portals",
+        rx.text(
+            "The verdict is the pre-scrape check a scraper would get now: start, resume its "
+            "resumable run, clean up its dead runs first, or wait.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.box(
+            rx.table.root(
+                rx.table.header(rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))),
+                rx.table.body(
+                    rx.cond(
+                        PortalsState.rows.length() > 0,
+                        rx.foreach(PortalsState.rows, portal_row),
+                        empty_row(
+                            len(COLUMNS), "No portals yet: no runs were recorded.", "portals-empty"
+                        ),
+                    )
+                ),
+                size="1",
+                variant="surface",
+                id="portals-table",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+        actions=auto_refresh(
+            PortalsState.auto_refresh, PortalsState.refresh, PortalsState.set_auto_refresh
+        ),
+    )

@@ -1,0 +1,259 @@
+"""Runs: every run, with paging, sorting, filters and search; and one run's detail."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow
+from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.components.layout import (
+    auto_refresh,
+    empty_row,
+    labelled,
+    page,
+    state_badge,
+    status_badge,
+)
+from tender_dashboard_reflex.state.runs import STATUS_CHOICES, RunDetailState, RunsState
+
+# (label, sort column or "" when the column is not sortable)
+COLUMNS = (
+    ("Id", "id"),
+    ("Portal", "portal_name"),
+    ("Status", "status"),
+    ("State", ""),
+    ("Started", "started_at"),
+    ("Completed", "completed_at"),
+    ("Extracted", "extracted_total_tenders"),
+    ("Skipped", "skipped_existing_total"),
+    ("Heartbeat", "last_heartbeat_at"),
+    ("Worker", ""),
+)
+
+
+def header_cell(label: str, column: str) -> rx.Component:
+    if not column:
+        return rx.table.column_header_cell(label)
+    arrow = rx.cond(RunsState.sort == column, rx.cond(RunsState.descending, " ↓", " ↑"), "")
+    return rx.table.column_header_cell(
+        rx.text(
+            label, arrow, cursor="pointer", on_click=RunsState.sort_by(column), id=f"sort-{column}"
+        ),
+    )
+
+
+def run_link(run_id: rx.Var[int]) -> rx.Component:
+    return rx.link(run_id, href=routes.RUN + "?id=" + run_id.to_string())
+
+
+def run_row(row: RunRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(run_link(row.id)),
+        rx.table.cell(row.portal_name),
+        rx.table.cell(status_badge(row.status)),
+        rx.table.cell(state_badge(row.state)),
+        rx.table.cell(row.started_at, white_space="nowrap"),
+        rx.table.cell(row.completed_at, white_space="nowrap"),
+        rx.table.cell(row.extracted),
+        rx.table.cell(row.skipped),
+        rx.table.cell(row.heartbeat),
+        rx.table.cell(rx.text(row.worker_id, size="1")),
+        id="run-row-" + row.id.to_string(),
+    )
+
+
+def filters() -> rx.Component:
+    return rx.flex(
+        labelled(
+            "Status",
+            rx.select(
+                STATUS_CHOICES,
+                value=RunsState.status_filter,
+                on_change=RunsState.set_status_filter,
+                id="filter-status",
+            ),
+        ),
+        labelled(
+            "Portal",
+            rx.select(
+                RunsState.portals,
+                value=RunsState.portal_filter,
+                on_change=RunsState.set_portal_filter,
+                id="filter-portal",
+            ),
+        ),
+        rx.input(
+            rx.input.slot(rx.icon("search", size=14)),
+            placeholder="Search portal, status, worker or id",
+            value=RunsState.search,
+            on_change=RunsState.set_search.debounce(400),
+            width="20em",
+            id="search",
+        ),
+        wrap="wrap",
+        spacing="2",
+        align="center",
+    )
+
+
+def pager() -> rx.Component:
+    return rx.flex(
+        rx.text(
+            RunsState.total,
+            rx.cond(RunsState.total == 1, " run · page ", " runs · page "),
+            RunsState.page,
+            " of ",
+            RunsState.page_count,
+            size="2",
+            id="runs-total",
+        ),
+        rx.hstack(
+            rx.button(
+                "Previous",
+                size="1",
+                variant="soft",
+                on_click=RunsState.go_to_page(RunsState.page - 1),
+                disabled=RunsState.page <= 1,
+                id="page-prev",
+            ),
+            rx.button(
+                "Next",
+                size="1",
+                variant="soft",
+                on_click=RunsState.go_to_page(RunsState.page + 1),
+                disabled=RunsState.page >= RunsState.page_count,
+                id="page-next",
+            ),
+            rx.select(
+                [str(size) for size in PAGE_SIZES],
+                value=RunsState.page_size.to_string(),
+                on_change=RunsState.set_page_size,
+                size="1",
+                id="page-size",
+            ),
+            spacing="2",
+            align="center",
+        ),
+        justify="between",
+        align="center",
+        wrap="wrap",
+        spacing="2",
+        width="100%",
+    )
+
+
+def runs_page_view() -> rx.Component:
+    return page(
+        "Runs",
+        filters(),
+        rx.box(
+            rx.table.root(
+                rx.table.header(rx.table.row(*(header_cell(*c) for c in COLUMNS))),
+                rx.table.body(
+                    rx.cond(
+                        RunsState.rows.length() > 0,
+                        rx.foreach(RunsState.rows, run_row),
+                        empty_row(len(COLUMNS), "No runs match.", "runs-empty"),
+                    )
+                ),
+                size="1",
+                variant="surface",
+                id="runs-table",
+            ),
+            overflow_x="auto",
+            width="100%",
+        ),
+        pager(),
+        actions=auto_refresh(RunsState.auto_refresh, RunsState.refresh, RunsState.set_auto_refresh),
+    )
+
+
+def field(label: str, value: rx.Var | str, element_id: str) -> rx.Component:
+    return rx.data_list.item(
+        rx.data_list.label(label),
+        rx.data_list.value(rx.text(value, id=element_id)),
+    )
+
+
+def event_row(event: EventRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(event.created_at, white_space="nowrap"),
+        rx.table.cell(rx.badge(event.action)),
+        rx.table.cell(event.actor),
+        rx.table.cell(event.from_status, " → ", event.to_status),
+        rx.table.cell(rx.text(event.summary, size="1")),
+    )
+
+
+def run_detail_page() -> rx.Component:
+    run = RunDetailState.run
+    return page(
+        "Run",
+        rx.cond(
+            RunDetailState.found,
+            rx.vstack(
+                rx.card(
+                    rx.data_list.root(
+                        field("Id", run.id.to_string(), "detail-id"),
+                        field("Portal", run.portal_name, "detail-portal"),
+                        rx.data_list.item(
+                            rx.data_list.label("Status"),
+                            rx.data_list.value(
+                                rx.hstack(
+                                    status_badge(run.status),
+                                    state_badge(run.state),
+                                    id="detail-status",
+                                )
+                            ),
+                        ),
+                        field("Started", run.started_at, "detail-started"),
+                        field("Completed", run.completed_at, "detail-completed"),
+                        field("Extracted", run.extracted, "detail-extracted"),
+                        field("Skipped", run.skipped, "detail-skipped"),
+                        field("Last heartbeat", run.heartbeat, "detail-heartbeat"),
+                        field("Last progress", RunDetailState.last_progress, "detail-progress"),
+                        field("Worker", run.worker_id, "detail-worker"),
+                        field("Attempt", RunDetailState.attempt, "detail-attempt"),
+                        field("Checkpoint", RunDetailState.checkpoint, "detail-checkpoint"),
+                    ),
+                    width="100%",
+                ),
+                rx.cond(
+                    RunDetailState.reasons.length() > 0,
+                    rx.card(
+                        rx.heading("Why it is judged ", run.state, size="3"),
+                        rx.unordered_list(
+                            rx.foreach(RunDetailState.reasons, rx.list_item), id="detail-reasons"
+                        ),
+                        width="100%",
+                    ),
+                ),
+                rx.card(
+                    rx.heading("Audit events", size="3"),
+                    rx.table.root(
+                        rx.table.header(
+                            rx.table.row(
+                                *(
+                                    rx.table.column_header_cell(c)
+                                    for c in ("When", "Action", "By", "Status", "Details")
+                                )
+                            )
+                        ),
+                        rx.table.body(
+                            rx.cond(
+                                RunDetailState.events.length() > 0,
+                                rx.foreach(RunDetailState.events, event_row),
+                                empty_row(5, "No events for this run.", "detail-no-events"),
+                            )
+                        ),
+                        size="1",
+                        id="detail-events",
+                    ),
+                    width="100%",
+                ),
+                width="100%",
+                spacing="3",
+            ),
+            rx.text("No such run.", id="detail-missing"),
+        ),
+    )

@@ -1,0 +1,384 @@
+"""Stuck runs: the admin clean-up panel."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from tender_dashboard_reflex.components.layout import auto_refresh, empty_row, page, state_badge
+from tender_dashboard_reflex.state.auth import AuthState
+from tender_dashboard_reflex.state.stuck import PRESETS, StuckRow, StuckState
+
+COLUMNS = (
+    "Id",
+    "Portal",
+    "State",
+    "Age",
+    "Extracted",
+    "Skipped",
+    "Checkpoint",
+    "Heartbeat",
+    "Reasons",
+    "",
+)
+
+
+def threshold_control() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text("Age threshold", weight="medium", size="2"),
+            rx.input(
+                value=StuckState.threshold_text,
+                placeholder=StuckState.default_threshold.to_string() + " (default)",
+                on_change=StuckState.set_threshold.debounce(500),
+                type="number",
+                min="0",
+                step="1",
+                width="9em",
+                id="threshold-input",
+            ),
+            rx.text("hours", size="2"),
+            *(
+                rx.button(
+                    f"{hours} h",
+                    size="1",
+                    variant=rx.cond(StuckState.threshold_hours == hours, "solid", "outline"),
+                    on_click=StuckState.use_preset(hours),
+                    id=f"preset-{hours}",
+                )
+                for hours in PRESETS
+            ),
+            align="center",
+            spacing="2",
+            wrap="wrap",
+        ),
+        rx.cond(
+            StuckState.threshold_error != "",
+            rx.text(StuckState.threshold_error, color_scheme="red", size="2"),
+        ),
+        rx.cond(
+            StuckState.low_threshold,
+            rx.callout(
+                "Below 12 hours, healthy runs of large portals can be judged dead (false "
+                "positives): they often go that long without a heartbeat. Check each run before "
+                "cleaning.",
+                icon="triangle_alert",
+                color_scheme="orange",
+                id="low-threshold-warning",
+            ),
+        ),
+        spacing="2",
+    )
+
+
+def run_cells(row: StuckRow) -> list[rx.Component]:
+    return [
+        rx.table.cell(rx.link(row.id, href="/run?id=" + row.id.to_string())),
+        rx.table.cell(row.portal),
+        rx.table.cell(state_badge(row.state)),
+        rx.table.cell(row.age, white_space="nowrap"),
+        rx.table.cell(row.extracted),
+        rx.table.cell(row.skipped),
+        rx.table.cell(row.checkpoint),
+        rx.table.cell(row.heartbeat),
+        rx.table.cell(rx.text(row.reasons, size="1"), min_width="18em", max_width="28em"),
+    ]
+
+
+def resumable_row(row: StuckRow) -> rx.Component:
+    return rx.table.row(
+        *run_cells(row),
+        rx.table.cell(
+            rx.cond(
+                AuthState.is_admin,
+                rx.hstack(
+                    rx.button(
+                        rx.icon("play", size=14),
+                        "Resume",
+                        size="1",
+                        on_click=StuckState.resume(row.id),
+                        id="resume-" + row.id.to_string(),
+                    ),
+                    rx.button(
+                        "Force clean-up",
+                        size="1",
+                        color_scheme="red",
+                        variant="soft",
+                        on_click=StuckState.open_force_dialog(row.id),
+                        id="force-" + row.id.to_string(),
+                    ),
+                    spacing="2",
+                ),
+            ),
+        ),
+        id="resumable-row-" + row.id.to_string(),
+    )
+
+
+def dead_row(row: StuckRow) -> rx.Component:
+    return rx.table.row(
+        *run_cells(row),
+        rx.table.cell(
+            rx.cond(
+                AuthState.is_admin,
+                rx.button(
+                    rx.icon("eraser", size=14),
+                    "Clean up",
+                    size="1",
+                    color_scheme="red",
+                    on_click=StuckState.cleanup_one(row.id),
+                    id="cleanup-" + row.id.to_string(),
+                ),
+            )
+        ),
+        id="dead-row-" + row.id.to_string(),
+    )
+
+
+def attention_row(row: StuckRow) -> rx.Component:
+    return rx.table.row(
+        *run_cells(row),
+        rx.table.cell(
+            rx.cond(
+                AuthState.is_admin,
+                rx.button(
+                    "Force clean-up",
+                    size="1",
+                    color_scheme="red",
+                    variant="soft",
+                    on_click=StuckState.open_force_dialog(row.id),
+                    id="force-" + row.id.to_string(),
+                ),
+            )
+        ),
+        id="attention-row-" + row.id.to_string(),
+    )
+
+
+def runs_table(
+    title: str, description: str, rows: rx.Var, render, table_id: str, empty: str
+) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.heading(title, size="4"),
+                rx.badge(rows.length(), id=f"{table_id}-count"),
+                align="center",
+            ),
+            rx.text(description, size="2", color_scheme="gray"),
+            rx.box(
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))
+                    ),
+                    rx.table.body(
+                        rx.cond(
+                            rows.length() > 0,
+                            rx.foreach(rows, render),
+                            empty_row(len(COLUMNS), empty, f"{table_id}-empty"),
+                        )
+                    ),
+                    size="1",
+                    variant="surface",
+                    id=table_id,
+                ),
+                overflow_x="auto",
+                width="100%",
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def preview_row(row: StuckRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row.id),
+        rx.table.cell(row.portal),
+        rx.table.cell(row.age, white_space="nowrap"),
+        rx.table.cell(rx.text(row.reasons, size="1")),
+        id="preview-row-" + row.id.to_string(),
+    )
+
+
+def clean_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Clean stuck runs?"),
+            rx.alert_dialog.description(
+                rx.text(
+                    "These ",
+                    rx.text.strong(StuckState.preview.length()),
+                    " dead runs will be marked 'Timeout - Auto-cleaned' (nothing is deleted; "
+                    "each can be reverted from History). A run that makes progress or sends a "
+                    "heartbeat before you confirm is left alone.",
+                ),
+            ),
+            rx.cond(
+                StuckState.low_threshold,
+                rx.callout(
+                    "The threshold is below 12 hours.",
+                    icon="triangle_alert",
+                    color_scheme="orange",
+                    margin_y="0.5em",
+                ),
+            ),
+            rx.scroll_area(
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            *(
+                                rx.table.column_header_cell(c)
+                                for c in ("Id", "Portal", "Age", "Why dead")
+                            )
+                        )
+                    ),
+                    rx.table.body(rx.foreach(StuckState.preview, preview_row)),
+                    size="1",
+                    id="clean-preview",
+                ),
+                max_height="40vh",
+                margin_y="0.75em",
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=StuckState.close_clean_dialog,
+                        id="clean-cancel",
+                    ),
+                ),
+                rx.alert_dialog.action(
+                    rx.button(
+                        "Confirm",
+                        color_scheme="red",
+                        on_click=StuckState.confirm_clean,
+                        disabled=StuckState.preview.length() == 0,
+                        id="clean-confirm",
+                    ),
+                ),
+                spacing="3",
+                justify="end",
+            ),
+            max_width="56em",
+        ),
+        open=StuckState.clean_dialog_open,
+    )
+
+
+def force_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Force clean-up of run " + StuckState.force_run_id.to_string()),
+            rx.alert_dialog.description(
+                "This run is not dead: it made progress, left a checkpoint, or cannot be judged "
+                "safely. Forcing marks it 'Timeout - Auto-cleaned' so it will not be resumed "
+                "(a run with a live heartbeat is never cut off). Type the run id to confirm."
+            ),
+            rx.input(
+                value=StuckState.force_typed,
+                on_change=StuckState.set_force_typed,
+                placeholder=StuckState.force_run_id.to_string(),
+                margin_y="0.75em",
+                id="force-typed",
+            ),
+            rx.flex(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Cancel",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=StuckState.close_force_dialog,
+                        id="force-cancel",
+                    ),
+                ),
+                rx.button(
+                    "Confirm",
+                    color_scheme="red",
+                    on_click=StuckState.confirm_force,
+                    disabled=StuckState.force_typed != StuckState.force_run_id.to_string(),
+                    id="force-confirm",
+                ),
+                spacing="3",
+                justify="end",
+            ),
+        ),
+        open=StuckState.force_dialog_open,
+    )
+
+
+def stuck_page() -> rx.Component:
+    actions = rx.hstack(
+        auto_refresh(StuckState.auto_refresh, StuckState.refresh, StuckState.set_auto_refresh),
+        rx.button(
+            rx.icon("refresh_cw", size=14),
+            "Refresh",
+            variant="soft",
+            on_click=StuckState.refresh,
+            id="refresh",
+        ),
+        rx.cond(
+            AuthState.is_admin,
+            rx.button(
+                rx.icon("brush_cleaning", size=16),
+                "Clean Stuck Runs",
+                color_scheme="red",
+                on_click=StuckState.open_clean_dialog,
+                disabled=StuckState.dead.length() == 0,
+                id="clean-stuck-runs",
+            ),
+        ),
+        align="center",
+        spacing="3",
+        wrap="wrap",
+    )
+    return page(
+        "Stuck runs",
+        threshold_control(),
+        rx.cond(
+            StuckState.last_result != "",
+            rx.callout(
+                rx.vstack(
+                    rx.text(StuckState.last_result, weight="medium"),
+                    rx.foreach(StuckState.left_alone, lambda line: rx.text(line, size="1")),
+                    spacing="1",
+                ),
+                icon="info",
+                id="last-result",
+            ),
+        ),
+        runs_table(
+            "Dead",
+            "No progress, no checkpoint, no heartbeat, older than the threshold: safe to clean.",
+            StuckState.dead,
+            dead_row,
+            "dead-table",
+            "No dead runs.",
+        ),
+        runs_table(
+            "Resumable",
+            "Made progress or left a checkpoint with tenders: resume them; they are never "
+            "cleaned automatically.",
+            StuckState.resumable,
+            resumable_row,
+            "resumable-table",
+            "No resumable runs.",
+        ),
+        rx.cond(
+            StuckState.attention.length() > 0,
+            runs_table(
+                "Needs attention",
+                "Cannot be judged safely (unreadable checkpoint or data, unknown start, "
+                "excluded portal): never cleaned automatically.",
+                StuckState.attention,
+                attention_row,
+                "attention-table",
+                "",
+            ),
+        ),
+        clean_dialog(),
+        force_dialog(),
+        actions=actions,
+    )

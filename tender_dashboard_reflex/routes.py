@@ -1,0 +1,9 @@
+"""Every page's route, in one place."""
+
+LOGIN = "/login"
+OVERVIEW = "/"
+RUNS = "/runs"
+RUN = "/run"  # ?id=N
+STUCK = "/stuck"
+PORTALS = "/portals"
+HISTORY = "/history"

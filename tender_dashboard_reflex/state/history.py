@@ -1,0 +1,108 @@
+"""History: the audit trail, filtered and paged on the server, with Revert on clean-ups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from cleanup_core.numbers import whole_number
+from cleanup_core.reports import EventRow, event_rows, portal_names
+from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.state.auth import AuthState, guarded
+
+ALL = "all"
+ACTIONS = [
+    ALL,
+    "cleanup",
+    "revert",
+    "delete",
+    "start",
+    "resume",
+    "complete",
+    "fail",
+    "release",
+    "resume_launched",
+    "start_launched",
+]
+PAGE_SIZE = 50
+
+
+class HistoryState(AuthState):
+    events: list[EventRow] = []
+    total: int = 0
+    page: int = 1
+    portal_filter: str = ALL
+    action_filter: str = ALL
+    run_filter: str = ""
+    portals: list[str] = []
+    revert_run_id: int = 0
+    revert_dialog_open: bool = False
+
+    @rx.var
+    def page_count(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+    def _fetch(self) -> None:
+        run = self.run_filter.strip()
+        result = service().history(
+            portal_name=None if self.portal_filter == ALL else self.portal_filter,
+            run_id=whole_number(run),
+            actions=None if self.action_filter == ALL else [self.action_filter],
+            limit=PAGE_SIZE,
+            offset=(self.page - 1) * PAGE_SIZE,
+        )
+        self.events, self.total = event_rows(service(), list(result.events)), result.total
+
+    @rx.event
+    @guarded("open the history", admin=False)
+    def load(self) -> Any:
+        self.portals = [ALL, *portal_names(service())]
+        self._fetch()
+
+    @rx.event
+    @guarded("filter the history", admin=False)
+    def set_portal_filter(self, value: str) -> Any:
+        self.portal_filter, self.page = str(value)[:500], 1
+        self._fetch()
+
+    @rx.event
+    @guarded("filter the history", admin=False)
+    def set_action_filter(self, value: str) -> Any:
+        self.action_filter, self.page = (value if value in ACTIONS else ALL), 1
+        self._fetch()
+
+    @rx.event
+    @guarded("filter the history", admin=False)
+    def set_run_filter(self, value: str) -> Any:
+        self.run_filter, self.page = str(value)[:19], 1
+        self._fetch()
+
+    @rx.event
+    @guarded("page through the history", admin=False)
+    def go_to_page(self, page: int) -> Any:
+        self.page = min(max(1, int(page)), self.page_count)
+        self._fetch()
+
+    @rx.event
+    @guarded("revert a clean-up", admin=True)
+    def ask_revert(self, run_id: int) -> Any:
+        self.revert_run_id = int(run_id)
+        self.revert_dialog_open = True
+
+    @rx.event
+    def close_revert_dialog(self) -> None:
+        self.revert_dialog_open = False
+
+    @rx.event
+    @guarded("revert a clean-up", admin=True)
+    def confirm_revert(self) -> Any:
+        run_id = self.revert_run_id
+        self.revert_dialog_open = False
+        reverted = service().revert_cleanup(run_id, actor=self._actor())
+        self._fetch()
+        if reverted:
+            return rx.toast.success(f"Reverted the clean-up of run {run_id}: it is running again.")
+        return rx.toast.error(
+            f"Nothing to revert for run {run_id}: already reverted, or the run changed since."
+        )

@@ -1,0 +1,54 @@
+"""The login form. The password goes from the form straight to the check; it is never stored in
+the state, so it is never sent back to the browser or written to Redis."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import reflex as rx
+
+from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.backend import accounts
+from tender_dashboard_reflex.state.auth import AuthState
+
+log = logging.getLogger("tender_dashboard_reflex")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this app, never another site (no open redirect). Browsers read a
+    backslash as a slash, so ``/\\host`` would name another host."""
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+        and target != routes.LOGIN
+    ):
+        return target
+    return routes.OVERVIEW
+
+
+class LoginState(AuthState):
+    error: str = ""
+
+    @rx.event
+    def open_page(self) -> Any:
+        """Already signed in: go where the user was heading."""
+        self.error = ""
+        if accounts().user_for(self.session_token) is not None:
+            return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))
+        return None
+
+    @rx.event
+    def log_in(self, form: dict[str, Any]) -> Any:
+        username = str(form.get("username", "")).strip()
+        password = str(form.get("password", ""))
+        login = accounts().log_in(username, password)
+        if login is None:
+            self.error = "Wrong user name or password."
+            return None
+        self.error = ""
+        self.session_token = login.token
+        self.username, self.role = login.user.username, login.user.role
+        return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))

@@ -1,0 +1,139 @@
+"""Runs: every run, paged, sorted and filtered on the server; and one run's detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
+from cleanup_core.numbers import whole_number
+from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow, portal_names, run_detail, runs_page
+from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.state.auth import AuthState, guarded
+
+ALL = "all"
+STATUS_CHOICES = [ALL, RUNNING, COMPLETED, FAILED, CLEANED]
+
+
+class RunsState(AuthState):
+    rows: list[RunRow] = []
+    total: int = 0
+    page: int = 1
+    page_size: int = 25
+    sort: str = "id"
+    descending: bool = True
+    status_filter: str = ALL
+    portal_filter: str = ALL
+    search: str = ""
+    portals: list[str] = []
+    auto_refresh: bool = False
+
+    @rx.var
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    def _fetch(self) -> None:
+        query = {
+            "page_size": self.page_size,
+            "sort": self.sort,
+            "descending": self.descending,
+            "status": None if self.status_filter == ALL else self.status_filter,
+            "portal": None if self.portal_filter == ALL else self.portal_filter,
+            "search": self.search,
+        }
+        result = runs_page(service(), page=self.page, **query)
+        if not result.rows and self.page > 1 and result.total:  # the page emptied meanwhile
+            self.page = result.page_count
+            result = runs_page(service(), page=self.page, **query)
+        self.rows, self.total = result.rows, result.total
+
+    @rx.event
+    @guarded("open the runs page", admin=False)
+    def load(self) -> Any:
+        self.portals = [ALL, *portal_names(service())]
+        self._fetch()
+
+    @rx.event
+    @guarded("refresh the runs page", admin=False)
+    def refresh(self) -> Any:
+        self._fetch()
+
+    @rx.event
+    @guarded("sort runs", admin=False)
+    def sort_by(self, column: str) -> Any:
+        previous = (self.sort, self.descending, self.page)
+        if column == self.sort:
+            self.descending = not self.descending
+        else:
+            self.sort, self.descending = column, column in ("id", "started_at", "completed_at")
+        self.page = 1
+        try:
+            self._fetch()
+        except ValueError:  # not a sortable column: keep the last good order
+            self.sort, self.descending, self.page = previous
+            raise
+
+    @rx.event
+    @guarded("filter runs", admin=False)
+    def set_status_filter(self, value: str) -> Any:
+        self.status_filter = value if value in STATUS_CHOICES else ALL
+        self.page = 1
+        self._fetch()
+
+    @rx.event
+    @guarded("filter runs", admin=False)
+    def set_portal_filter(self, value: str) -> Any:
+        self.portal_filter = str(value)[:500]
+        self.page = 1
+        self._fetch()
+
+    @rx.event
+    @guarded("search runs", admin=False)
+    def set_search(self, value: str) -> Any:
+        self.search = str(value)[:200]
+        self.page = 1
+        self._fetch()
+
+    @rx.event
+    @guarded("page through runs", admin=False)
+    def set_page_size(self, value: str) -> Any:
+        size = whole_number(str(value)) or 25
+        self.page_size = size if size in PAGE_SIZES else 25
+        self.page = 1
+        self._fetch()
+
+    @rx.event
+    @guarded("page through runs", admin=False)
+    def go_to_page(self, page: int) -> Any:
+        self.page = min(max(1, int(page)), self.page_count)
+        self._fetch()
+
+    @rx.event
+    def set_auto_refresh(self, enabled: bool) -> None:
+        self.auto_refresh = bool(enabled)
+
+
+class RunDetailState(AuthState):
+    found: bool = False
+    run: RunRow = RunRow(0, "", "", "", "", "", "", "", "", "")
+    attempt: str = ""
+    last_progress: str = ""
+    checkpoint: str = ""
+    reasons: list[str] = []
+    events: list[EventRow] = []
+
+    @rx.event
+    @guarded("open a run", admin=False)
+    def load(self) -> Any:
+        raw = self.router.url.query_parameters.get("id", "")
+        run_id = whole_number(raw)
+        detail = run_detail(service(), run_id) if run_id is not None else None
+        self.found = detail is not None
+        if detail is None:
+            self.events, self.reasons = [], []
+            return rx.toast.error(f"No run with id {raw[:20]!r}.")
+        self.run, self.attempt = detail.run, detail.attempt
+        self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
+        self.reasons, self.events = detail.reasons, detail.events
+        return None

@@ -1,0 +1,236 @@
+"""The admin clean-up panel: resumable and dead runs, Clean Stuck Runs, per-run actions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import reflex as rx
+
+from cleanup_core.classify import Verdict
+from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS
+from cleanup_core.launcher import launch_resume
+from cleanup_core.timestamps import duration
+from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.state.auth import AuthState, guarded
+
+PRESETS = (24, 36, 48)
+
+
+@dataclass
+class StuckRow:
+    id: int
+    portal: str
+    state: str
+    age: str
+    extracted: str
+    skipped: str
+    checkpoint: str
+    heartbeat: str
+    reasons: str
+
+
+def stuck_row(verdict: Verdict) -> StuckRow:
+    info = verdict.checkpoint
+    if info.status.is_problem:
+        checkpoint = info.status.value
+    elif verdict.checkpoint_tenders:
+        checkpoint = f"{verdict.checkpoint_tenders} tenders"
+    else:
+        checkpoint = "-"
+    heartbeat = "never"
+    if verdict.heartbeat_age_minutes is not None:
+        heartbeat = duration(timedelta(minutes=verdict.heartbeat_age_minutes)) + " ago"
+    return StuckRow(
+        id=verdict.run_id,
+        portal=verdict.portal_name or "",
+        state=verdict.state.value,
+        age="?" if verdict.age_hours is None else f"{verdict.age_hours:.1f} h",
+        extracted="?" if verdict.extracted is None else str(verdict.extracted),
+        skipped="?" if verdict.skipped is None else str(verdict.skipped),
+        checkpoint=checkpoint,
+        heartbeat=heartbeat,
+        reasons=verdict.summary,
+    )
+
+
+class StuckState(AuthState):
+    threshold_text: str = ""
+    default_threshold: float = 24.0
+    resumable: list[StuckRow] = []
+    dead: list[StuckRow] = []
+    attention: list[StuckRow] = []
+    loaded: bool = False
+    auto_refresh: bool = False
+
+    clean_dialog_open: bool = False
+    preview: list[StuckRow] = []
+    _preview_ids: list[int] = []
+    last_result: str = ""
+    left_alone: list[str] = []
+
+    force_dialog_open: bool = False
+    force_run_id: int = 0
+    force_typed: str = ""
+
+    # -- threshold ---------------------------------------------------------------------------
+
+    @rx.var
+    def threshold_hours(self) -> float:
+        """The threshold in use: the typed value when it is valid, else the default."""
+        try:
+            hours = float(self.threshold_text)
+        except ValueError:
+            return self.default_threshold
+        return hours if math.isfinite(hours) and hours > 0 else self.default_threshold
+
+    @rx.var
+    def threshold_error(self) -> str:
+        if self.threshold_text.strip() == "":
+            return ""
+        try:
+            hours = float(self.threshold_text)
+        except ValueError:
+            return "Enter a number of hours."
+        if not math.isfinite(hours) or hours <= 0:
+            return "Enter a positive number of hours."
+        return ""
+
+    @rx.var
+    def low_threshold(self) -> bool:
+        return self.threshold_hours < MIN_SAFE_THRESHOLD_HOURS
+
+    def _requested_threshold(self) -> float | None:
+        return (
+            None
+            if self.threshold_error or not self.threshold_text.strip()
+            else (self.threshold_hours)
+        )
+
+    def _scan(self) -> None:
+        summary = service().scan(self._requested_threshold())
+        self.resumable = [stuck_row(v) for v in summary.resumable]
+        self.dead = [stuck_row(v) for v in summary.dead]
+        self.attention = [stuck_row(v) for v in summary.attention]
+        self.loaded = True
+
+    @rx.event
+    @guarded("open the stuck-runs panel", admin=False)
+    def load(self) -> Any:
+        self.default_threshold = service().settings.age_threshold_hours
+        self._scan()
+
+    @rx.event
+    @guarded("refresh the stuck-runs panel", admin=False)
+    def refresh(self) -> Any:
+        self._scan()
+
+    @rx.event
+    @guarded("change the threshold", admin=False)
+    def set_threshold(self, value: str) -> Any:
+        self.threshold_text = str(value)[:20]
+        if not self.threshold_error:
+            self._scan()
+
+    @rx.event
+    @guarded("change the threshold", admin=False)
+    def use_preset(self, hours: int) -> Any:
+        self.threshold_text = str(int(hours))
+        self._scan()
+
+    @rx.event
+    def set_auto_refresh(self, enabled: bool) -> None:
+        self.auto_refresh = bool(enabled)
+
+    # -- Clean Stuck Runs -----------------------------------------------------------------
+
+    @rx.event
+    @guarded("preview Clean Stuck Runs", admin=True)
+    def open_clean_dialog(self) -> Any:
+        """Preview exactly the runs a clean-up would change, from a fresh scan."""
+        self._scan()
+        self.preview = list(self.dead)
+        self._preview_ids = [row.id for row in self.dead]
+        self.clean_dialog_open = True
+
+    @rx.event
+    def close_clean_dialog(self) -> None:
+        self.clean_dialog_open = False
+        self.preview = []
+        self._preview_ids = []
+
+    @rx.event
+    @guarded("Clean Stuck Runs", admin=True)
+    def confirm_clean(self) -> Any:
+        """Clean the previewed runs by compare-and-set: a run that changed since the preview
+        (progress, a heartbeat, a checkpoint) is left alone and named."""
+        ids = list(self._preview_ids)
+        self.clean_dialog_open = False
+        self.preview = []
+        self._preview_ids = []
+        result = service().cleanup_runs(
+            ids, actor=self._actor(), age_threshold_hours=self._requested_threshold()
+        )
+        self.last_result = result.message
+        self.left_alone = [f"run {i}: {why}" for i, why in result.left_alone.items()]
+        self._scan()
+        if result.left_alone:
+            names = ", ".join(str(i) for i in result.left_alone)
+            return rx.toast.warning(
+                f"{result.message}. Left alone (changed since the preview): {names}",
+                duration=15000,
+            )
+        return rx.toast.success(result.message)
+
+    @rx.event
+    @guarded("clean up a run", admin=True)
+    def cleanup_one(self, run_id: int) -> Any:
+        result = service().cleanup_runs(
+            [int(run_id)], actor=self._actor(), age_threshold_hours=self._requested_threshold()
+        )
+        self._scan()
+        if result.cleaned:
+            return rx.toast.success(f"Cleaned up run {run_id}.")
+        return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[int(run_id)]}")
+
+    # -- Force clean-up (typed confirmation) ----------------------------------------------------
+
+    @rx.event
+    @guarded("force a clean-up", admin=True)
+    def open_force_dialog(self, run_id: int) -> Any:
+        self.force_run_id = int(run_id)
+        self.force_typed = ""
+        self.force_dialog_open = True
+
+    @rx.event
+    def close_force_dialog(self) -> None:
+        self.force_dialog_open = False
+        self.force_typed = ""
+
+    @rx.event
+    def set_force_typed(self, value: str) -> None:
+        self.force_typed = str(value)[:20]
+
+    @rx.event
+    @guarded("force a clean-up", admin=True)
+    def confirm_force(self) -> Any:
+        run_id = self.force_run_id
+        if self.force_typed.strip() != str(run_id):
+            return rx.toast.error(f"Type the run id {run_id} to confirm the forced clean-up.")
+        self.force_dialog_open = False
+        self.force_typed = ""
+        result = service().cleanup_runs([run_id], actor=self._actor(), force=True)
+        self._scan()
+        if result.cleaned:
+            return rx.toast.success(f"Run {run_id} was cleaned up (forced); revert it in History.")
+        return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[run_id]}")
+
+    # -- Resume ---------------------------------------------------------------------------
+
+    @rx.event
+    @guarded("resume a run", admin=True)
+    def resume(self, run_id: int) -> Any:
+        launched = launch_resume(service(), int(run_id), actor=self._actor())
+        return rx.toast.success(launched.message, duration=10000)

@@ -1,0 +1,52 @@
+"""The dashboard app: pages, routes and their load events.
+
+Starting the app never changes a run: pages only read until a signed-in admin acts, and the
+optional monitor task only alerts (unless ``monitor_auto_clean`` is set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import reflex as rx
+
+from cleanup_core.alerts import Monitor, run_forever
+from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.pages.history import history_page
+from tender_dashboard_reflex.pages.login import login_page
+from tender_dashboard_reflex.pages.overview import overview_page
+from tender_dashboard_reflex.pages.portals import portals_page
+from tender_dashboard_reflex.pages.runs import run_detail_page, runs_page_view
+from tender_dashboard_reflex.pages.stuck import stuck_page
+from tender_dashboard_reflex.state.history import HistoryState
+from tender_dashboard_reflex.state.login import LoginState
+from tender_dashboard_reflex.state.overview import OverviewState
+from tender_dashboard_reflex.state.portals import PortalsState
+from tender_dashboard_reflex.state.runs import RunDetailState, RunsState
+from tender_dashboard_reflex.state.stuck import StuckState
+
+
+async def monitor_in_dashboard() -> None:
+    """The alert-only monitor as a background task of the backend, when
+    ``monitor_in_dashboard`` is on. With several workers each runs this loop; the database lease
+    lets one of them run each cycle."""
+    if not service().settings.monitor_in_dashboard:
+        return
+    stop = threading.Event()
+    try:
+        await asyncio.to_thread(run_forever, Monitor(service()), stop=stop)
+    finally:
+        stop.set()
+
+
+app = rx.App()
+app.register_lifespan_task(monitor_in_dashboard)
+app.add_page(login_page, route=routes.LOGIN, title="Log in", on_load=LoginState.open_page)
+app.add_page(overview_page, route=routes.OVERVIEW, title="Overview", on_load=OverviewState.load)
+app.add_page(runs_page_view, route=routes.RUNS, title="Runs", on_load=RunsState.load)
+app.add_page(run_detail_page, route=routes.RUN, title="Run", on_load=RunDetailState.load)
+app.add_page(stuck_page, route=routes.STUCK, title="Stuck runs", on_load=StuckState.load)
+app.add_page(portals_page, route=routes.PORTALS, title="Portals", on_load=PortalsState.load)
+app.add_page(history_page, route=routes.HISTORY, title="History", on_load=HistoryState.load)

@@ -1,0 +1,303 @@
+"""The real dashboard in Debian's Chromium: `reflex run --env prod` on a free port, against a
+throw-away SQLite file that the tests seed and inspect through the core service.
+
+Run these on their own (pytest-playwright's sync API must not share a process with asyncio
+tests): ``python -m pytest tests/browser``. The app reads the database live, so each test
+reseeds it (``fleet``) and gets a fresh browser context (a fresh Reflex client token).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page
+from sqlalchemy import delete, func, select
+
+from cleanup_core import CleanupService, Settings
+from cleanup_core.accounts import Accounts
+from cleanup_core.checkpoints import checkpoint_path
+from cleanup_core.db import Database
+from cleanup_core.models import DashboardSession, Run, RunEvent, Tender
+from cleanup_core.service import AuditEvent
+from tests.conftest import Runs
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+RECORD_ARGV = ROOT / "tests" / "helpers" / "record_argv.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_SECONDS = 240
+ADMIN, VIEWER = "alice", "victor"
+PASSWORD = "browser test password 1"
+SESSION_COOKIE = "cleanup_session"
+WIDE = {"width": 1400, "height": 900}
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own app)
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class App:
+    """The running dashboard and the database behind it."""
+
+    url: str
+    service: CleanupService
+    accounts: Accounts
+    checkpoint_dir: Path
+    launch_record: Path
+    log_path: Path
+
+    def events(self, run_id: int | None = None, action: str | None = None) -> list[AuditEvent]:
+        found = self.service.history(run_id=run_id, limit=1000).events
+        return [e for e in found if action is None or e.action == action]
+
+    def status(self, run_id: int) -> str | None:
+        return self.service.run_status(run_id)
+
+    def sessions(self) -> int:
+        with self.service.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(DashboardSession)).scalar_one()
+
+    def launched(self, timeout: float = 20.0) -> list[str]:
+        """The argv the launched test command recorded (it runs in the background)."""
+        deadline = time.monotonic() + timeout
+        while not self.launch_record.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no command was launched (no {self.launch_record})")
+            time.sleep(0.05)
+        argv = json.loads(self.launch_record.read_text())["argv"]
+        self.launch_record.unlink()
+        return argv
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
+    subprocess.run(
+        [sys.executable, "-m", "cleanup_core", *args],
+        input=stdin,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Accounts made with the CLI, then the app started the way an operator starts it."""
+    work = tmp_path_factory.mktemp("dashboard")
+    checkpoint_dir = work / "checkpoints"
+    checkpoint_dir.mkdir()
+    record = work / "launched.json"
+    recorder = f"{{python}} {shlex.quote(str(RECORD_ARGV))} {shlex.quote(str(record))}"
+    cleanup_env = {
+        "CLEANUP_DATABASE_URL": f"sqlite:///{work / 'dashboard.db'}",
+        "CLEANUP_CHECKPOINT_DIR": str(checkpoint_dir),
+        "CLEANUP_TIMEZONE": "Asia/Kolkata",
+        "CLEANUP_LOG_DIR": str(work / "launch-logs"),
+        "CLEANUP_RESUME_COMMAND": f"{recorder} resume {{portal}} {{run_id}}",
+        "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANUP_")}
+    env.update(cleanup_env)
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        REFLEX_TELEMETRY_ENABLED="false",
+        REFLEX_CHECK_LATEST_VERSION="false",
+        PYTHONUNBUFFERED="1",
+    )
+    _cli(env, "admin", "create", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
+    _cli(env, "admin", "create", VIEWER, "--role", "viewer", "--password-stdin", stdin=PASSWORD)
+    settings = Settings.load(cleanup_env)
+    service = CleanupService(settings, database=Database(settings))
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = work / "reflex.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--single-port",
+                "--frontend-port",
+                str(port),
+                "--backend-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not _answers(f"{url}/ping"):
+            if process.poll() is not None:
+                pytest.fail(f"reflex exited ({process.returncode}):\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer in {STARTUP_SECONDS} s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield App(url, service, Accounts(service.db), checkpoint_dir, record, log_path)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=20)
+        service.db.dispose()
+    log_text = log_path.read_text(errors="replace")
+    problems = [
+        line
+        for line in log_text.splitlines()
+        if "ERROR" in line or "Traceback" in line or "Frontend Exception" in line
+    ]
+    assert not problems, f"the app logged errors ({log_path}):\n" + "\n".join(problems)
+    assert PASSWORD not in log_text, "a password reached the app's log"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def base_url(app: App) -> str:
+    """The app under test (this also replaces pytest-playwright's own ``base_url`` fixture,
+    which pytest 9 deprecates)."""
+    return app.url
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": WIDE}
+
+
+class LiveRuns(Runs):
+    """Run rows written as a scraper would, aged against the real clock."""
+
+    def add(self, portal_name: str = "Assam Tenders", *, age_hours: float = 48, **values: Any):
+        values.setdefault("started_at", hours_ago(age_hours))
+        return super().add(portal_name, **values)
+
+
+@pytest.fixture
+def runs(app: App) -> LiveRuns:
+    return LiveRuns(app.service)
+
+
+@pytest.fixture
+def fleet(app: App, runs: LiveRuns) -> dict[str, int]:
+    """A fresh fleet for each test: one running run in each state, plus finished runs."""
+    with app.service.db.write() as conn:
+        for table in (RunEvent, Tender, Run):
+            conn.execute(delete(table))
+    for path in app.checkpoint_dir.iterdir():
+        path.unlink()
+    app.launch_record.unlink(missing_ok=True)
+    corrupt = checkpoint_path(app.checkpoint_dir, "West Bengal eTender")
+    assert corrupt is not None
+    corrupt.write_text('{"tenders": [{"tender_id": "WB-1"')
+    add = runs.add
+    return {
+        "dead": add("Assam Tenders", age_hours=30),
+        "dead_old": add("CPPP Central", age_hours=50, extracted_total_tenders=None),
+        "resumable": add("MP Tenders", age_hours=40, extracted_total_tenders=7),
+        "young": add("Kerala eTenders", age_hours=2),
+        "alive": add(
+            "Gujarat Tenders",
+            age_hours=90,
+            last_heartbeat_at=datetime.now(UTC) - timedelta(minutes=3),
+            worker_id="scraper-01:4242",
+        ),
+        "attention": add("West Bengal eTender", age_hours=31),
+        "completed": add(
+            "Assam Tenders",
+            status="completed",
+            age_hours=80,
+            completed_at=hours_ago(78),
+            extracted_total_tenders=120,
+        ),
+        "finished": add(
+            "Tamil Nadu Tenders", status="completed", age_hours=20, completed_at=hours_ago(18)
+        ),
+    }
+
+
+def _signed_in(browser: Browser, app: App, username: str) -> Iterator[Page]:
+    """A fresh browser context holding a real session cookie, as after logging in."""
+    login = app.accounts.log_in(username, PASSWORD)
+    assert login is not None
+    context = browser.new_context(base_url=app.url, viewport=WIDE)
+    context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": login.token, "url": app.url, "sameSite": "Strict"}]
+    )
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def admin_page(browser: Browser, app: App, fleet: dict[str, int]) -> Iterator[Page]:
+    yield from _signed_in(browser, app, ADMIN)
+
+
+@pytest.fixture
+def viewer_page(browser: Browser, app: App, fleet: dict[str, int]) -> Iterator[Page]:
+    yield from _signed_in(browser, app, VIEWER)
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where page screenshots go: $SCREENSHOT_DIR, else a temporary folder."""
+    chosen = os.environ.get("SCREENSHOT_DIR")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,135 @@
+"""Helpers for the dashboard's state handler tests: seeding, inspecting the database, building
+a state tree as Reflex does, and reading what a handler returned (a redirect or a toast)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import reflex as rx
+from reflex.istate.data import ReflexURL, URLData
+from sqlalchemy import func, select
+
+from cleanup_core import CleanupService
+from cleanup_core.accounts import hash_password
+from cleanup_core.models import DashboardSession, Run, RunEvent
+from cleanup_core.service import AuditEvent
+from tender_dashboard_reflex import backend
+from tests.conftest import Runs
+
+RECORD_ARGV = Path(__file__).parents[1] / "helpers" / "record_argv.py"
+PASSWORD = "correct horse battery staple"
+ADMIN_NAME = "alice"
+VIEWER_NAME = "victor"
+TIMEZONE = "Asia/Kolkata"  # not the machine's zone, so a zone mix-up would show
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+@cache
+def password_hash() -> str:
+    """One real scrypt hash for every test's accounts (hashing costs ~0.1 s)."""
+    return hash_password(PASSWORD)
+
+
+class LiveRuns(Runs):
+    """Run rows written as a scraper would, aged against the real clock."""
+
+    def add(self, portal_name: str = "Assam Tenders", *, age_hours: float = 48, **values: Any):
+        values.setdefault("started_at", hours_ago(age_hours))
+        return super().add(portal_name, **values)
+
+
+@dataclass
+class Dash:
+    """The database the dashboard under test reads, and handles to inspect it."""
+
+    service: CleanupService
+    runs: LiveRuns
+    checkpoint_dir: Path
+    launch_record: Path
+
+    def token(self, username: str = ADMIN_NAME, *, expired: bool = False) -> str:
+        """A real session token from a real login (``expired``: one that ran out an hour ago)."""
+        accounts = backend.accounts()
+        now = None
+        if expired:
+            now = datetime.now(UTC) - accounts.session_ttl - timedelta(hours=1)
+        login = accounts.log_in(username, PASSWORD, now=now)
+        assert login is not None
+        return login.token
+
+    def events(self, run_id: int | None = None, action: str | None = None) -> list[AuditEvent]:
+        found = self.service.history(run_id=run_id, limit=1000).events
+        return [e for e in found if action is None or e.action == action]
+
+    def status(self, run_id: int) -> str | None:
+        row = self.runs.get(run_id)
+        return None if row is None else row["status"]
+
+    def session_count(self) -> int:
+        with self.service.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(DashboardSession)).scalar_one()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every run row and audit event: equal before and after means nothing changed."""
+        with self.service.db.read() as conn:
+            runs = [dict(r._mapping) for r in conn.execute(select(Run).order_by(Run.id))]
+            events = [
+                dict(r._mapping) for r in conn.execute(select(RunEvent).order_by(RunEvent.id))
+            ]
+        return {"runs": runs, "events": events}
+
+    def launched(self, timeout: float = 20.0) -> dict[str, Any]:
+        """What the launched test command recorded (it runs in the background)."""
+        deadline = time.monotonic() + timeout
+        while not self.launch_record.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the launched command wrote no {self.launch_record}")
+            time.sleep(0.05)
+        return json.loads(self.launch_record.read_text())
+
+
+def make_state(cls: type[rx.State], token: str = "", path: str = "/") -> Any:
+    """``cls`` inside a whole state tree, as Reflex builds it for one browser tab on ``path``."""
+    root = rx.State(_reflex_internal_init=True)
+    root.rx_router_url = URLData.from_url(ReflexURL(f"http://localhost:3000{path}"))
+    state = root.get_substate(cls.get_full_name().split("."))
+    state.session_token = token
+    return state
+
+
+def forged_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _args(spec: Any) -> dict[str, Any]:
+    return {name._js_expr: value for name, value in spec.args}
+
+
+def redirect_target(spec: Any) -> str | None:
+    """Where an ``rx.redirect`` returned by a handler goes (``None`` if it is not one)."""
+    if spec is None or getattr(spec.handler.fn, "__qualname__", "") != "_redirect":
+        return None
+    return _args(spec)["path"]._var_value
+
+
+_TOAST = re.compile(r"""\['__toast'\]\?\.\["(\w+)"\]\(("(?:[^"\\]|\\.)*")""")
+
+
+def toast(spec: Any) -> tuple[str, str] | None:
+    """``(level, message)`` of an ``rx.toast`` returned by a handler (``None`` if not one)."""
+    if spec is None or getattr(spec.handler.fn, "__qualname__", "") != "_call_function":
+        return None
+    match = _TOAST.search(str(_args(spec)["function"]))
+    assert match, f"not a toast: {spec!r}"
+    return match.group(1), json.loads(match.group(2))
