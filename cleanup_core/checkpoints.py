@@ -69,7 +69,10 @@ class CheckpointStatus(enum.StrEnum):
     @property
     def is_problem(self) -> bool:
         """The file exists but we cannot tell what it holds."""
-        return self not in (CheckpointStatus.MISSING, CheckpointStatus.OK)
+        return self._value_ not in _FINE
+
+
+_FINE = frozenset({"missing", "ok"})
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from math import isfinite
-from typing import Any
+from typing import Any, NamedTuple
 
-from cleanup_core.checkpoints import CheckpointInfo
+from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
 from cleanup_core.config import Policy
 from cleanup_core.numbers import whole_number
 from cleanup_core.timestamps import duration, parse_timestamp
@@ -57,9 +57,9 @@ ACTION_FOR_STATE = {
 }
 
 
-@dataclass(frozen=True)
-class RunFacts:
-    """A running run as stored: raw values, exactly as the database returned them."""
+class RunFacts(NamedTuple):
+    """A running run as stored: raw values, exactly as the database returned them. (A named
+    tuple: built for every running run of every scan, it has to be cheap.)"""
 
     id: int
     portal_name: str | None
@@ -87,14 +87,20 @@ class Reason:
         return {"rule": self.rule, "message": self.message, **self.evidence}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
+    """A run's state and the rules that decided it (read-only by convention). The reasons
+    (messages and evidence) are written out only when someone reads them, and the class uses
+    slots, so judging thousands of runs stays cheap."""
+
     run_id: int
     portal_name: str | None
     state: RunState
-    reasons: tuple[Reason, ...]
+    rules: tuple[str, ...]
     policy: Policy
     checkpoint: CheckpointInfo
+    facts: RunFacts
+    now: datetime
     started_at: datetime | None = None
     age_hours: float | None = None
     extracted: int | None = None
@@ -102,12 +108,27 @@ class Verdict:
     last_heartbeat_at: datetime | None = None
     heartbeat_age_minutes: float | None = None
     last_progress_at: datetime | None = None
-    worker_id: str | None = None
-    attempt: int | None = None
+    released_at: datetime | None = None
+    problems: dict[str, str] | None = None  # rule -> what was unreadable
+    _reasons: tuple[Reason, ...] | None = None
+
+    @property
+    def worker_id(self) -> str | None:
+        return self.facts.worker_id
+
+    @property
+    def attempt(self) -> int | None:
+        return _attempt(self.facts.attempt)
 
     @property
     def action(self) -> Action:
         return ACTION_FOR_STATE[self.state]
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        if self._reasons is None:
+            self._reasons = tuple(_explain(self, rule) for rule in self.rules)
+        return self._reasons
 
     @property
     def summary(self) -> str:
@@ -150,16 +171,14 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _hours(delta: timedelta) -> float:
-    return delta.total_seconds() / 3600
-
-
 def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
 
 
 def _counter(value: object) -> int | None:
     """NULL -> 0; a whole number >= 0 -> itself; anything else -> None (unknown)."""
+    if type(value) is int:  # the usual case first: this runs for every run of every scan
+        return value if value >= 0 else None
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -184,18 +203,14 @@ def classify(
     facts: RunFacts, *, checkpoint: CheckpointInfo, policy: Policy, now: datetime, tz: tzinfo
 ) -> Verdict:
     """Judge one run whose status is ``running`` at time ``now`` (aware)."""
-    reasons: list[Reason] = []
-    add = reasons.append
-    threshold_h = policy.age_threshold_hours
-    timeout_min = _minutes(policy.heartbeat_timeout)
-
+    rules: list[str] = []
+    problems: dict[str, str] = {}  # rule -> what could not be read
     started, start_problem = _read_time(facts.started_at, tz)
     heartbeat, heartbeat_problem = _read_time(facts.last_heartbeat_at, tz)
     progress_at, _ = _read_time(facts.last_progress_at, tz)
     released, _ = _read_time(facts.released_at, tz)
     extracted = _counter(facts.extracted_total_tenders)
     skipped = _counter(facts.skipped_existing_total)
-
     age = None if started is None else now - started
     heartbeat_age = None if heartbeat is None else now - heartbeat
 
@@ -204,133 +219,56 @@ def classify(
             run_id=facts.id,
             portal_name=facts.portal_name,
             state=state,
-            reasons=tuple(reasons),
+            rules=tuple(rules),
             policy=policy,
             checkpoint=checkpoint,
+            facts=facts,
+            now=now,
             started_at=started,
-            age_hours=None if age is None else max(_hours(age), 0.0),
+            age_hours=None if age is None else max(age.total_seconds() / 3600, 0.0),
             extracted=extracted,
             skipped=skipped,
             last_heartbeat_at=heartbeat,
             heartbeat_age_minutes=None if heartbeat_age is None else _minutes(heartbeat_age),
             last_progress_at=progress_at,
-            worker_id=facts.worker_id,
-            attempt=_attempt(facts.attempt),
+            released_at=released,
+            problems=problems,
         )
 
-    # 1. A fresh heartbeat means a worker is on it right now.
+    # 1. A fresh heartbeat means a worker is on it right now, unless it let go of the run
+    #    (Ctrl-C, SIGTERM) after that heartbeat.
     if heartbeat_problem:
-        add(
-            Reason(
-                "heartbeat_unreadable",
-                f"last heartbeat {heartbeat_problem}",
-                {"raw": _raw(facts.last_heartbeat_at)},
-            )
-        )
+        problems["heartbeat_unreadable"] = heartbeat_problem
+        rules.append("heartbeat_unreadable")
         return verdict(RunState.ATTENTION)
     was_released = released is not None and (heartbeat is None or released >= heartbeat)
     if was_released:
-        # The worker let go of the run on purpose (Ctrl-C, SIGTERM): nobody is on it any more.
-        add(
-            Reason(
-                "released",
-                f"worker let go of the run {duration(max(now - released, timedelta(0)))} ago "
-                "(interrupted); no heartbeat since",
-                {"released_at": released.isoformat()},
-            )
-        )
+        rules.append("released")
     elif heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout:
-        minutes = max(_minutes(heartbeat_age), 0.0)
-        note = " (in the future: clock skew?)" if heartbeat_age < timedelta(0) else ""
-        add(
-            Reason(
-                "heartbeat_fresh",
-                f"heartbeat {minutes:.1f} min ago{note} (timeout {timeout_min:g} min)",
-                {
-                    "heartbeat_age_minutes": round(_minutes(heartbeat_age), 2),
-                    "heartbeat_timeout_minutes": timeout_min,
-                },
-            )
-        )
+        rules.append("heartbeat_fresh")
         return verdict(RunState.ALIVE)
     elif heartbeat_age is not None:
-        add(
-            Reason(
-                "heartbeat_lost",
-                f"no heartbeat for {duration(heartbeat_age)} (timeout {timeout_min:g} min)",
-                {
-                    "heartbeat_age_minutes": round(_minutes(heartbeat_age), 2),
-                    "heartbeat_timeout_minutes": timeout_min,
-                },
-            )
-        )
+        rules.append("heartbeat_lost")
 
     # 2. Evidence of work done: counters and the checkpoint.
     progress = (extracted or 0) > 0 or (skipped or 0) > 0
     counters_unknown = extracted is None or skipped is None
-    if progress:
-        add(
-            Reason(
-                "progress",
-                f"made progress: {extracted or 0} extracted, {skipped or 0} skipped",
-                {"extracted": extracted, "skipped": skipped},
-            )
-        )
-    elif counters_unknown:
-        add(
-            Reason(
-                "counters_unreadable",
-                "progress counters are not whole numbers: "
-                f"extracted={_raw(facts.extracted_total_tenders)}, "
-                f"skipped={_raw(facts.skipped_existing_total)}",
-                {
-                    "extracted_raw": _raw(facts.extracted_total_tenders),
-                    "skipped_raw": _raw(facts.skipped_existing_total),
-                },
-            )
-        )
-    else:
-        add(
-            Reason(
-                "no_progress",
-                "no progress: 0 extracted, 0 skipped",
-                {"extracted": extracted, "skipped": skipped},
-            )
-        )
-    has_checkpoint = checkpoint.is_evidence_for(facts.id)
-    checkpoint_problem = checkpoint.status.is_problem
-    add(_checkpoint_reason(checkpoint, facts.id))
-    evidence = progress or has_checkpoint
+    rules.append(
+        "progress" if progress else "counters_unreadable" if counters_unknown else "no_progress"
+    )
+    rules.append(_checkpoint_rule(checkpoint, facts.id))
+    evidence = progress or checkpoint.is_evidence_for(facts.id)
 
     # 3. Age against the threshold.
-    threshold_note = f"threshold {threshold_h:g} h, {policy.threshold_source}"
     if start_problem or started is None:
-        what = start_problem or "is not recorded"
-        add(Reason("start_unknown", f"start time {what}", {"raw": _raw(facts.started_at)}))
-    elif age is not None and age < -FUTURE_TOLERANCE:
-        add(
-            Reason(
-                "start_in_future",
-                f"start time is {_hours(-age):.1f} h in the future (clock or data problem)",
-                {"started_at": started.isoformat()},
-            )
-        )
-    elif age is not None and age < policy.age_threshold:
-        add(
-            Reason(
-                "young",
-                f"started {max(_hours(age), 0):.1f} h ago ({threshold_note})",
-                {"age_hours": round(max(_hours(age), 0), 2), "age_threshold_hours": threshold_h},
-            )
-        )
+        problems["start_unknown"] = start_problem or "is not recorded"
+        rules.append("start_unknown")
+    elif age < -FUTURE_TOLERANCE:
+        rules.append("start_in_future")
+    elif age < policy.age_threshold:
+        rules.append("young")
     else:
-        add(
-            Reason(
-                "old",
-                f"started {_hours(age):.1f} h ago ({threshold_note})",
-                {"age_hours": round(_hours(age), 2), "age_threshold_hours": threshold_h},
-            )
-        )
+        rules.append("old")
     is_old = age is not None and not start_problem and age >= policy.age_threshold
 
     # 4. The verdict.
@@ -340,43 +278,114 @@ def classify(
     if not is_old:
         known_young = age is not None and -FUTURE_TOLERANCE <= age < policy.age_threshold
         return verdict(RunState.YOUNG if known_young else RunState.ATTENTION)
-    if counters_unknown or checkpoint_problem:
+    if counters_unknown or checkpoint.status.is_problem:
         return verdict(RunState.ATTENTION)
     if policy.exclude_from_cleanup:
-        add(Reason("portal_excluded", "portal is excluded from clean-up by its policy"))
+        rules.append("portal_excluded")
         return verdict(RunState.ATTENTION)
     return verdict(RunState.DEAD)
 
 
-def _checkpoint_reason(checkpoint: CheckpointInfo, run_id: int) -> Reason:
+def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> str:
+    if checkpoint.status.is_problem:
+        return "checkpoint_unreadable"
+    if checkpoint.names_other_run(run_id):
+        return "checkpoint_other_run"
+    if checkpoint.has_data:
+        return "checkpoint_data"
+    if checkpoint.status is CheckpointStatus.OK:
+        return "checkpoint_empty"
+    return "no_checkpoint"
+
+
+def _explain(v: Verdict, rule: str) -> Reason:
+    """The message and evidence of one rule that fired for ``v``."""
+    match rule:
+        case "heartbeat_fresh" | "heartbeat_lost":
+            return _heartbeat_reason(v, rule)
+        case "progress" | "no_progress":
+            message = (
+                f"made progress: {v.extracted or 0} extracted, {v.skipped or 0} skipped"
+                if rule == "progress"
+                else "no progress: 0 extracted, 0 skipped"
+            )
+            return Reason(rule, message, {"extracted": v.extracted, "skipped": v.skipped})
+        case "young" | "old":
+            age = v.now - v.started_at if v.started_at is not None else timedelta(0)
+            hours = max(age.total_seconds() / 3600, 0.0)
+            threshold = v.policy.age_threshold_hours
+            message = (
+                f"started {hours:.1f} h ago "
+                f"(threshold {threshold:g} h, {v.policy.threshold_source})"
+            )
+            return Reason(
+                rule, message, {"age_hours": round(hours, 2), "age_threshold_hours": threshold}
+            )
+        case rule if rule.startswith(("checkpoint", "no_checkpoint")):
+            return _checkpoint_reason(v.checkpoint, rule)
+        case "heartbeat_unreadable":
+            message = f"last heartbeat {(v.problems or {})[rule]}"
+            return Reason(rule, message, {"raw": _raw(v.facts.last_heartbeat_at)})
+        case "released":
+            since = max(v.now - v.released_at, timedelta(0)) if v.released_at else timedelta(0)
+            message = (
+                f"worker let go of the run {duration(since)} ago (interrupted); no heartbeat since"
+            )
+            return Reason(rule, message, {"released_at": _iso(v.released_at)})
+        case "counters_unreadable":
+            extracted = _raw(v.facts.extracted_total_tenders)
+            skipped = _raw(v.facts.skipped_existing_total)
+            message = (
+                f"progress counters are not whole numbers: extracted={extracted}, skipped={skipped}"
+            )
+            return Reason(rule, message, {"extracted_raw": extracted, "skipped_raw": skipped})
+        case "start_unknown":
+            message = f"start time {(v.problems or {})[rule]}"
+            return Reason(rule, message, {"raw": _raw(v.facts.started_at)})
+        case "start_in_future":
+            ahead = (v.started_at - v.now).total_seconds() / 3600 if v.started_at else 0.0
+            message = f"start time is {ahead:.1f} h in the future (clock or data problem)"
+            return Reason(rule, message, {"started_at": _iso(v.started_at)})
+        case "portal_excluded":
+            return Reason(rule, "portal is excluded from clean-up by its policy")
+    raise ValueError(f"no explanation for rule {rule!r}")
+
+
+def _heartbeat_reason(v: Verdict, rule: str) -> Reason:
+    minutes = v.heartbeat_age_minutes or 0.0
+    timeout = _minutes(v.policy.heartbeat_timeout)
+    if rule == "heartbeat_fresh":
+        note = " (in the future: clock skew?)" if minutes < 0 else ""
+        message = f"heartbeat {max(minutes, 0.0):.1f} min ago{note} (timeout {timeout:g} min)"
+    else:
+        lost = duration(timedelta(minutes=minutes))
+        message = f"no heartbeat for {lost} (timeout {timeout:g} min)"
+    evidence = {"heartbeat_age_minutes": round(minutes, 2), "heartbeat_timeout_minutes": timeout}
+    return Reason(rule, message, evidence)
+
+
+def _checkpoint_reason(checkpoint: CheckpointInfo, rule: str) -> Reason:
     where = {
         "checkpoint_path": str(checkpoint.path) if checkpoint.path else None,
         "checkpoint_status": checkpoint.status.value,
     }
-    if checkpoint.status.is_problem:
-        return Reason(
-            "checkpoint_unreadable",
-            f"checkpoint {checkpoint.status.value}: {checkpoint.detail}",
-            where,
-        )
-    if checkpoint.names_other_run(run_id):
-        return Reason(
-            "checkpoint_other_run",
-            f"checkpoint belongs to run {checkpoint.run_id}",
-            {**where, "checkpoint_run_id": checkpoint.run_id},
-        )
-    if checkpoint.has_data:
-        return Reason(
-            "checkpoint_data",
-            f"checkpoint has {checkpoint.tender_count} tenders",
-            {**where, "checkpoint_tenders": checkpoint.tender_count},
-        )
-    if checkpoint.status.value == "ok":
-        return Reason("checkpoint_empty", "checkpoint has no tenders", where)
-    return Reason("no_checkpoint", "no checkpoint file", where)
+    if rule == "checkpoint_unreadable":
+        message = f"checkpoint {checkpoint.status.value}: {checkpoint.detail}"
+        return Reason(rule, message, where)
+    if rule == "checkpoint_other_run":
+        message = f"checkpoint belongs to run {checkpoint.run_id}"
+        return Reason(rule, message, {**where, "checkpoint_run_id": checkpoint.run_id})
+    if rule == "checkpoint_data":
+        message = f"checkpoint has {checkpoint.tender_count} tenders"
+        return Reason(rule, message, {**where, "checkpoint_tenders": checkpoint.tender_count})
+    if rule == "checkpoint_empty":
+        return Reason(rule, "checkpoint has no tenders", where)
+    return Reason(rule, "no checkpoint file", where)
 
 
 def _read_time(raw: object, tz: tzinfo) -> tuple[datetime | None, str | None]:
+    if raw is None:
+        return None, None
     try:
         return parse_timestamp(raw, tz), None
     except ValueError as exc:

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -284,12 +285,12 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
     for v in verdicts:
         table.add_row(
             str(v.run_id),
-            v.portal_name or "",
+            escape(v.portal_name or ""),
             _age_cell(v),
             _counter_cell(v.extracted),
             _counter_cell(v.skipped),
             _checkpoint_cell(v),
-            v.summary,
+            escape(v.summary),
         )
     return table
 
@@ -319,7 +320,7 @@ def _print_result(app: App, result: CleanupResult) -> None:
     style = "green" if len(result.cleaned) == len(result.requested) else "yellow"
     app.out.print(f"[{style}]{result.message}[/{style}]")
     for run_id, why in result.left_alone.items():
-        app.out.print(f"  left run {run_id} alone: {why}")
+        app.out.print(f"  left run {run_id} alone: {escape(why)}")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ def _delete_dead(app: App, run_ids: list[int]) -> None:
         f"[green]Deleted {deleted}/{len(run_ids)} dead run records[/green] (tenders kept)"
     )
     for run_id, why in cleaned.left_alone.items():
-        app.out.print(f"  left run {run_id} alone: {why}")
+        app.out.print(f"  left run {run_id} alone: {escape(why)}")
 
 
 @cli.command()
@@ -480,7 +481,7 @@ def status(app: App, fail_if_dead: bool) -> None:
             f"young {counts['young_count']})"
         )
         line = monitor.describe(app.settings.timezone)
-        app.out.print(f"[red]{line}[/red]" if monitor.late else line)
+        app.out.print(f"[red]{escape(line)}[/red]" if monitor.late else escape(line))
     if fail_if_dead and counts["dead_count"]:
         sys.exit(EXIT_DEAD_RUNS)
 
@@ -496,7 +497,8 @@ def check(app: App, portal: str) -> None:
         return
     colour = {"start": "green", "resume": "yellow", "cleanup": "red", "wait": "cyan"}
     action = verdict.action.value
-    app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {verdict.reason}")
+    reason = escape(verdict.reason)
+    app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {reason}")
     if verdict.run_ids:
         app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
 
@@ -565,10 +567,10 @@ def history(
             str(event.id),
             when.strftime("%Y-%m-%d %H:%M:%S") if when else "?",
             str(event.run_id),
-            event.portal_name or "",
-            event.action,
-            event.actor,
-            f"{event.from_status} -> {event.to_status}",
+            escape(event.portal_name or ""),
+            escape(event.action),
+            escape(event.actor),
+            escape(f"{event.from_status} -> {event.to_status}"),
         )
     app.out.print(table)
 
@@ -618,7 +620,7 @@ def demo(app: App) -> None:
     if app.as_json:
         app.emit_json(report.to_dict())
     else:
-        app.out.print(report.message)
+        app.out.print(escape(report.message))
 
 
 @cli.command()
@@ -630,7 +632,7 @@ def resume(app: App, run_id: str) -> None:
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
-        app.out.print(launched.message)
+        app.out.print(escape(launched.message))
 
 
 @cli.command()
@@ -643,7 +645,7 @@ def start(app: App, portal: str) -> None:
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
-        app.out.print(launched.message)
+        app.out.print(escape(launched.message))
 
 
 # -- monitoring ---------------------------------------------------------------------------------
@@ -682,11 +684,12 @@ def _print_cycle(app: App, report: CycleReport) -> None:
     if app.as_json:
         app.emit_json(report.to_dict())
         return
-    app.out.print(f"monitor cycle {report.outcome}: {report.detail}")
+    app.out.print(f"monitor cycle {report.outcome}: {escape(report.detail)}")
     for change in report.changes:
-        app.out.print(f"{change.portal_name}: {change.line().strip()}")
+        app.out.print(escape(f"{change.portal_name}: {change.line().strip()}"))
     for channel, ok in report.delivered.items():
-        app.out.print(f"  {channel}: {'delivered' if ok else 'FAILED (retried next cycle)'}")
+        outcome = "delivered" if ok else "FAILED (retried next cycle)"
+        app.out.print(f"  {escape(channel)}: {outcome}")
 
 
 # -- dashboard accounts -------------------------------------------------------------------------
@@ -726,7 +729,7 @@ def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
     if app.as_json:
         app.emit_json({"username": user.username, "role": user.role})
     else:
-        app.out.print(f"Created {user.role} account {user.username!r}.")
+        app.out.print(escape(f"Created {user.role} account {user.username!r}."))
 
 
 @admin.command("set-password")
@@ -736,7 +739,7 @@ def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
 def admin_set_password(app: App, name: str, password_stdin: bool) -> None:
     """Change NAME's password (and end their open sessions)."""
     _accounts(app).set_password(name, _read_password(app, password_stdin))
-    app.out.print(f"Changed the password of {name!r}; their sessions were ended.")
+    app.out.print(escape(f"Changed the password of {name!r}; their sessions were ended."))
 
 
 @admin.command("list")
@@ -748,7 +751,7 @@ def admin_list(app: App) -> None:
         app.emit_json([{"username": u.username, "role": u.role} for u in users])
         return
     for user in users:
-        app.out.print(f"{user.username}\t{user.role}")
+        app.out.print(escape(f"{user.username}\t{user.role}"))
     if not users:
         app.out.print("No accounts yet: create one with `admin create NAME`.")
 
@@ -759,7 +762,7 @@ def admin_list(app: App) -> None:
 def admin_remove(app: App, name: str) -> None:
     """Remove the dashboard account NAME (and end its sessions)."""
     _accounts(app).remove_user(name)
-    app.out.print(f"Removed account {name!r}.")
+    app.out.print(escape(f"Removed account {name!r}."))
 
 
 def main() -> None:

@@ -171,6 +171,11 @@ class Database:
             yield
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise _translate(exc, self) from exc
+        except sa_exc.DataError as exc:
+            # A value the server refuses (a NUL in text, an id beyond the column's range).
+            message = str(exc.orig) if exc.orig is not None else str(exc)
+            first_line = message.strip().splitlines()[0] if message.strip() else message
+            raise DatabaseError(f"The database {self.label} refused a value: {first_line}") from exc
         except sa_exc.DatabaseError as exc:
             message = str(exc.orig) if exc.orig is not None else str(exc)
             if "not a database" in message or "malformed" in message:
@@ -221,12 +226,43 @@ def _make_engine(settings: Settings) -> Engine:
             pool_pre_ping=True,
             connect_args={"connect_timeout": 10, "options": options},
         )
+        _load_odd_timestamps_raw(engine)
     else:
         raise DatabaseError(
             f"Unsupported database {backend!r}: use an sqlite:/// file or postgresql+psycopg://"
         )
     engine.dialect.cleanup_timezone = settings.timezone  # type: ignore[attr-defined]
     return engine
+
+
+def _load_odd_timestamps_raw(engine: Engine) -> None:
+    """Read PostgreSQL timestamps Python cannot hold (``infinity``, years after 9999 or BC) as
+    their text, which ``parse_timestamp`` refuses: that run needs attention, while psycopg's
+    default (an error) would break every query that reads any of the runs."""
+    import psycopg
+    from psycopg.adapt import Loader
+
+    class _RawWhenOutOfRange(Loader):
+        base: type[Loader]
+
+        def __init__(self, oid: int, context: Any = None):
+            super().__init__(oid, context)
+            self._inner = self.base(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._inner.load(data)
+            except psycopg.DataError:
+                return bytes(data).decode("utf-8", "replace")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        adapters = dbapi_connection.adapters
+        for name in ("timestamptz", "timestamp"):
+            oid = adapters.types[name].oid
+            base = adapters.get_loader(oid, psycopg.pq.Format.TEXT)
+            loader = type(f"Raw{base.__name__}", (_RawWhenOutOfRange,), {"base": base})
+            adapters.register_loader(oid, loader)
 
 
 def _configure_sqlite(engine: Engine, *, busy_ms: int) -> None:

@@ -39,9 +39,6 @@ class _Timestamp(TypeDecorator[Any]):
             return dialect.type_descriptor(String())
         return dialect.type_descriptor(DateTime(timezone=True))
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        return value
-
 
 class LegacyTimestamp(_Timestamp):
     """``started_at``/``completed_at``: on SQLite, naive wall-clock text in the configured zone,

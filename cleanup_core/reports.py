@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,7 +178,7 @@ def _facts(row: Mapping[str, Any]) -> RunFacts:
     return RunFacts(**{name: row[name] for name in RUN_FACT_FIELDS})
 
 
-RUN_FACT_FIELDS = tuple(f.name for f in fields(RunFacts))
+RUN_FACT_FIELDS = RunFacts._fields
 
 
 def _run_row(row: Mapping[str, Any], state: str, fmt: Formatter) -> RunRow:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cleanup_core import repository
-from cleanup_core.checkpoints import CheckpointInfo, inspect_checkpoint
+from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
 from cleanup_core.classify import Action, RunFacts, RunState, Verdict, classify
 from cleanup_core.config import Policy, Settings, validate_threshold_hours
 from cleanup_core.db import Database
@@ -118,7 +118,8 @@ class PortalCheck:
             "run_id": self.run_id,
             "run_ids": list(self.run_ids),
             "reason": self.reason,
-            "runs": [v.to_dict() for v in self.runs],
+            "running_count": len(self.runs),
+            "states": {state.value: n for state, n in Counter(v.state for v in self.runs).items()},
             "checked_at": self.checked_at.isoformat() if self.checked_at else None,
         }
 
@@ -204,23 +205,42 @@ class CleanupService:
         self, facts: Sequence[RunFacts], now: datetime, age_threshold_hours: float | None
     ) -> list[Verdict]:
         """Classify running runs, reading each portal's policy and checkpoint once."""
-        settings = self.settings
-        by_portal: dict[str | None, tuple[Policy, CheckpointInfo]] = {}
+        tz = self.settings.timezone
+        contexts: dict[object, tuple[RunFacts | None, Policy, CheckpointInfo]] = {}
         verdicts = []
         for run in facts:
-            if run.portal_name not in by_portal:
-                portal = run.portal_name or ""
-                by_portal[run.portal_name] = (
-                    settings.policy_for(portal, age_threshold_hours),
-                    inspect_checkpoint(
-                        settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
-                    ),
+            context = contexts.get(run.portal_name)
+            if context is None:
+                context = contexts[run.portal_name] = self._portal_context(
+                    run.portal_name, age_threshold_hours
                 )
-            policy, checkpoint = by_portal[run.portal_name]
-            verdicts.append(
-                classify(run, checkpoint=checkpoint, policy=policy, now=now, tz=settings.timezone)
-            )
+            renamed, policy, checkpoint = context
+            if renamed is not None:
+                run = run._replace(portal_name=renamed)
+            verdicts.append(classify(run, checkpoint=checkpoint, policy=policy, now=now, tz=tz))
         return verdicts
+
+    def _portal_context(
+        self, name: object, age_threshold_hours: float | None
+    ) -> tuple[str | None, Policy, CheckpointInfo]:
+        """The policy and checkpoint for a stored portal name. A legacy SQLite row whose portal
+        name is a BLOB or a number is judged under a text form of it (so messages, the audit
+        trail and notifications can show it), with its checkpoint counted as unreadable so no
+        evidence is ruled out."""
+        settings = self.settings
+        if name is None or isinstance(name, str):
+            portal = name or ""
+            checkpoint = inspect_checkpoint(
+                settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
+            )
+            return None, settings.policy_for(portal, age_threshold_hours), checkpoint
+        text = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
+        unreadable = CheckpointInfo(
+            None,
+            CheckpointStatus.UNREADABLE,
+            detail="the stored portal name is not text, so its checkpoint cannot be found",
+        )
+        return text, settings.policy_for(text, age_threshold_hours), unreadable
 
     def _threshold(self, age_threshold_hours: float | None) -> float | None:
         if age_threshold_hours is None:

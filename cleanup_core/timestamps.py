@@ -34,11 +34,31 @@ _DMY = re.compile(
 )
 
 
+# Parsed text, by (text, zone): a scan judges the same rows again and again.
+_CACHE_LIMIT = 100_000
+_cache: dict[tuple[str, tzinfo], datetime] = {}
+
+
 def parse_timestamp(value: object, tz: tzinfo) -> datetime | None:
     """Turn a stored timestamp into an aware UTC datetime; ``None`` for NULL or blank.
 
     Raises ``ValueError`` (never anything else) when the value cannot be read without guessing.
     """
+    if type(value) is str and ":" in value:  # has a time of day: maybe a plain ISO shape
+        key = (value, tz)
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        try:  # the common, unambiguous ISO shapes, in C
+            parsed = datetime.fromisoformat(value)
+            result = (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass  # the careful path below reads it or says why not
+        else:
+            if len(_cache) >= _CACHE_LIMIT:
+                _cache.clear()
+            _cache[key] = result
+            return result
     try:
         parsed = _parse(value, tz)
         return None if parsed is None else parsed.astimezone(UTC)
@@ -52,7 +72,7 @@ def _parse(value: object, tz: tzinfo) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=tz)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=tz)
+        raise ValueError(_DAY_ONLY.format(_show(value)))
     if isinstance(value, bool):
         raise ValueError(f"unreadable timestamp {_show(value)}")
     if isinstance(value, int | float):
@@ -121,7 +141,14 @@ def _parse_rfc2822(text: str, tz: tzinfo) -> datetime | None:
     return result if result.tzinfo else result.replace(tzinfo=tz)
 
 
+# A day without a time could be any moment of it: reading it as midnight would make a run up to
+# a day older than it is, so a young run could be judged dead.
+_DAY_ONLY = "a date without a time of day, {}: the moment could be any time that day"
+
+
 def _build(m: re.Match[str], tz: tzinfo, zone_text: str | None) -> datetime:
+    if m.group("H") is None:
+        raise ValueError(_DAY_ONLY.format(repr(m.group(0))))
     fraction = (m.group("f") or "0")[:6].ljust(6, "0")
     result = datetime(
         int(m.group("y")),

@@ -155,16 +155,35 @@ def attention_row(row: StuckRow) -> rx.Component:
 
 
 def runs_table(
-    title: str, description: str, rows: rx.Var, render, table_id: str, empty: str
+    title: str,
+    description: str,
+    rows: rx.Var,
+    total: rx.Var,
+    render,
+    table_id: str,
+    empty: str,
 ) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(
                 rx.heading(title, size="4"),
-                rx.badge(rows.length(), id=f"{table_id}-count"),
+                rx.badge(total, id=f"{table_id}-count"),
                 align="center",
             ),
             rx.text(description, size="2", color_scheme="gray"),
+            rx.cond(
+                total > rows.length(),
+                rx.text(
+                    "Showing the oldest ",
+                    rows.length(),
+                    " of ",
+                    total,
+                    "; the counts and Clean Stuck Runs cover all of them.",
+                    size="2",
+                    weight="medium",
+                    id=f"{table_id}-truncated",
+                ),
+            ),
             rx.box(
                 rx.table.root(
                     rx.table.header(
@@ -208,7 +227,7 @@ def clean_dialog() -> rx.Component:
             rx.alert_dialog.description(
                 rx.text(
                     "These ",
-                    rx.text.strong(StuckState.preview.length()),
+                    rx.text.strong(StuckState.preview_total, id="clean-preview-total"),
                     " dead runs will be marked 'Timeout - Auto-cleaned' (nothing is deleted; "
                     "each can be reverted from History). A run that makes progress or sends a "
                     "heartbeat before you confirm is left alone.",
@@ -221,6 +240,29 @@ def clean_dialog() -> rx.Component:
                     icon="triangle_alert",
                     color_scheme="orange",
                     margin_y="0.5em",
+                ),
+            ),
+            rx.cond(
+                StuckState.preview_by_portal.length() > 1,
+                rx.flex(
+                    rx.foreach(
+                        StuckState.preview_by_portal,
+                        lambda p: rx.badge(p["portal"], ": ", p["runs"], variant="outline"),
+                    ),
+                    wrap="wrap",
+                    spacing="1",
+                    margin_top="0.5em",
+                    id="clean-preview-portals",
+                ),
+            ),
+            rx.cond(
+                StuckState.preview_total > StuckState.preview.length(),
+                rx.text(
+                    "Listed below: the oldest ",
+                    StuckState.preview.length(),
+                    " of them.",
+                    size="2",
+                    margin_top="0.5em",
                 ),
             ),
             rx.scroll_area(
@@ -255,7 +297,7 @@ def clean_dialog() -> rx.Component:
                         "Confirm",
                         color_scheme="red",
                         on_click=StuckState.confirm_clean,
-                        disabled=StuckState.preview.length() == 0,
+                        disabled=StuckState.preview_total == 0,
                         id="clean-confirm",
                     ),
                 ),
@@ -326,7 +368,7 @@ def stuck_page() -> rx.Component:
                 "Clean Stuck Runs",
                 color_scheme="red",
                 on_click=StuckState.open_clean_dialog,
-                disabled=StuckState.dead.length() == 0,
+                disabled=StuckState.dead_total == 0,
                 id="clean-stuck-runs",
             ),
         ),
@@ -353,6 +395,7 @@ def stuck_page() -> rx.Component:
             "Dead",
             "No progress, no checkpoint, no heartbeat, older than the threshold: safe to clean.",
             StuckState.dead,
+            StuckState.dead_total,
             dead_row,
             "dead-table",
             "No dead runs.",
@@ -362,17 +405,19 @@ def stuck_page() -> rx.Component:
             "Made progress or left a checkpoint with tenders: resume them; they are never "
             "cleaned automatically.",
             StuckState.resumable,
+            StuckState.resumable_total,
             resumable_row,
             "resumable-table",
             "No resumable runs.",
         ),
         rx.cond(
-            StuckState.attention.length() > 0,
+            StuckState.attention_total > 0,
             runs_table(
                 "Needs attention",
                 "Cannot be judged safely (unreadable checkpoint or data, unknown start, "
                 "excluded portal): never cleaned automatically.",
                 StuckState.attention,
+                StuckState.attention_total,
                 attention_row,
                 "attention-table",
                 "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,9 @@ from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, guarded
 
 PRESETS = (24, 36, 48)
+# The browser gets at most this many rows per table (oldest first) and in the preview; counts
+# and the clean-up itself cover every run. After an outage there may be thousands.
+SHOW_LIMIT = 100
 
 
 @dataclass
@@ -62,11 +66,16 @@ class StuckState(AuthState):
     resumable: list[StuckRow] = []
     dead: list[StuckRow] = []
     attention: list[StuckRow] = []
+    resumable_total: int = 0
+    dead_total: int = 0
+    attention_total: int = 0
     loaded: bool = False
     auto_refresh: bool = False
 
     clean_dialog_open: bool = False
     preview: list[StuckRow] = []
+    preview_total: int = 0
+    preview_by_portal: list[dict[str, Any]] = []
     _preview_ids: list[int] = []
     last_result: str = ""
     left_alone: list[str] = []
@@ -109,12 +118,17 @@ class StuckState(AuthState):
             else (self.threshold_hours)
         )
 
-    def _scan(self) -> None:
+    def _scan(self) -> list[Verdict]:
+        """Judge every running run; keep the first rows of each table. Returns the dead."""
         summary = service().scan(self._requested_threshold())
-        self.resumable = [stuck_row(v) for v in summary.resumable]
-        self.dead = [stuck_row(v) for v in summary.dead]
-        self.attention = [stuck_row(v) for v in summary.attention]
+        dead, resumable, attention = summary.dead, summary.resumable, summary.attention
+        self.dead = [stuck_row(v) for v in dead[:SHOW_LIMIT]]
+        self.resumable = [stuck_row(v) for v in resumable[:SHOW_LIMIT]]
+        self.attention = [stuck_row(v) for v in attention[:SHOW_LIMIT]]
+        self.dead_total, self.resumable_total = len(dead), len(resumable)
+        self.attention_total = len(attention)
         self.loaded = True
+        return dead
 
     @rx.event
     @guarded("open the stuck-runs panel", admin=False)
@@ -149,10 +163,16 @@ class StuckState(AuthState):
     @rx.event
     @guarded("preview Clean Stuck Runs", admin=True)
     def open_clean_dialog(self) -> Any:
-        """Preview exactly the runs a clean-up would change, from a fresh scan."""
-        self._scan()
+        """Preview exactly the runs a clean-up would change, from a fresh scan: every one is
+        counted per portal, the first ones are listed."""
+        dead = self._scan()
+        self._preview_ids = [v.run_id for v in dead]
         self.preview = list(self.dead)
-        self._preview_ids = [row.id for row in self.dead]
+        self.preview_total = len(dead)
+        by_portal = Counter(v.portal_name or "" for v in dead)
+        self.preview_by_portal = [
+            {"portal": portal, "runs": count} for portal, count in sorted(by_portal.items())
+        ]
         self.clean_dialog_open = True
 
     @rx.event
@@ -168,7 +188,7 @@ class StuckState(AuthState):
         (progress, a heartbeat, a checkpoint) is left alone and named."""
         ids = list(self._preview_ids)
         self.clean_dialog_open = False
-        self.preview = []
+        self.preview, self.preview_by_portal, self.preview_total = [], [], 0
         self._preview_ids = []
         result = service().cleanup_runs(
             ids, actor=self._actor(), age_threshold_hours=self._requested_threshold()

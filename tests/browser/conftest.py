@@ -11,13 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,22 +31,17 @@ from cleanup_core.db import Database
 from cleanup_core.models import DashboardSession, Run, RunEvent, Tender
 from cleanup_core.service import AuditEvent
 from tests.conftest import Runs
+from tests.helpers.dashboard_server import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    ServerError,
+    app_env,
+    log_problems,
+    serve,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 RECORD_ARGV = ROOT / "tests" / "helpers" / "record_argv.py"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-STARTUP_SECONDS = 240
 ADMIN, VIEWER = "alice", "victor"
 PASSWORD = "browser test password 1"
 SESSION_COOKIE = "cleanup_session"
@@ -59,20 +50,6 @@ WIDE = {"width": 1400, "height": 900}
 
 def hours_ago(hours: float) -> datetime:
     return datetime.now(UTC) - timedelta(hours=hours)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own app)
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 @dataclass
@@ -138,66 +115,22 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "CLEANUP_RESUME_COMMAND": f"{recorder} resume {{portal}} {{run_id}}",
         "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANUP_")}
-    env.update(cleanup_env)
-    env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        REFLEX_TELEMETRY_ENABLED="false",
-        REFLEX_CHECK_LATEST_VERSION="false",
-        PYTHONUNBUFFERED="1",
-    )
+    env = app_env(cleanup_env)
     _cli(env, "admin", "create", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
     _cli(env, "admin", "create", VIEWER, "--role", "viewer", "--password-stdin", stdin=PASSWORD)
     settings = Settings.load(cleanup_env)
     service = CleanupService(settings, database=Database(settings))
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log_path = work / "reflex.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(VENV_BIN / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--single-port",
-                "--frontend-port",
-                str(port),
-                "--backend-port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _answers(f"{url}/ping"):
-            if process.poll() is not None:
-                pytest.fail(f"reflex exited ({process.returncode}):\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no answer in {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield App(url, service, Accounts(service.db), checkpoint_dir, record, log_path)
+        with serve(env, log_path) as server:
+            yield App(server.url, service, Accounts(service.db), checkpoint_dir, record, log_path)
+    except ServerError as exc:
+        pytest.fail(str(exc))
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
         service.db.dispose()
     log_text = log_path.read_text(errors="replace")
-    problems = [
-        line
-        for line in log_text.splitlines()
-        if "ERROR" in line or "Traceback" in line or "Frontend Exception" in line
-    ]
+    problems = log_problems(log_text)
     assert not problems, f"the app logged errors ({log_path}):\n" + "\n".join(problems)
     assert PASSWORD not in log_text, "a password reached the app's log"
 

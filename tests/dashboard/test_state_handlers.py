@@ -426,6 +426,32 @@ def test_confirm_cleans_the_previewed_runs_with_one_audit_event_each(
     assert dash.status(fleet["completed"]) == COMPLETED
 
 
+def test_thousands_of_stuck_runs_are_counted_in_full_but_listed_in_part(
+    dash: Dash, fleet: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage the panel must not ship every row to the browser: it lists the oldest
+    few, counts all, and Clean Stuck Runs previews and cleans all of them."""
+    import tender_dashboard_reflex.state.stuck as stuck
+
+    monkeypatch.setattr(stuck, "SHOW_LIMIT", 3)
+    more = [dash.runs.add("Bulk Portal", age_hours=30 + i) for i in range(4)]
+    state = make_state(StuckState, dash.token(), "/stuck")
+    state.load()
+    assert (len(state.dead), state.dead_total) == (3, 6)
+    state.open_clean_dialog()
+    assert (len(state.preview), state.preview_total, len(state._preview_ids)) == (3, 6, 6)
+    by_portal = {p["portal"]: p["runs"] for p in state.preview_by_portal}
+    assert by_portal["Bulk Portal"] == 4
+    assert sum(by_portal.values()) == 6
+
+    level, message = toast(state.confirm_clean())
+
+    assert (level, message) == ("success", "Cleaned 6/6 dead runs")
+    for run_id in [fleet["dead"], fleet["dead_old"], *more]:
+        assert dash.status(run_id) == CLEANED
+    assert state.dead_total == 0
+
+
 def test_confirm_cleans_only_the_previewed_ids(dash: Dash, fleet: dict[str, int]) -> None:
     state = make_state(StuckState, dash.token(), "/stuck")
     state.load()

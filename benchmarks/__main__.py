@@ -1,0 +1,239 @@
+"""``python -m benchmarks``: build synthetic databases and measure, side by side with references.
+
+    python -m benchmarks                          # 10k, 100k and 1M runs on SQLite (about 10 min)
+    python -m benchmarks --sizes 100000           # one size
+    python -m benchmarks --pg postgresql+psycopg://postgres@127.0.0.1/postgres   # also PostgreSQL
+    python -m benchmarks --skip-browser --skip-tracker
+
+Prints a table and writes JSON (figures, ratios, sizes, machine info) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from benchmarks import dashboard, figures, synthetic, tracker_load
+from cleanup_core import Settings
+
+RUNNING = 10_000
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "sqlite": sqlite3.sqlite_version,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+class SqliteTarget:
+    """A database file per size; copies of it for the destructive clean-up figures."""
+
+    def __init__(self, workdir: Path, size: int):
+        self.workdir = workdir
+        self.path = workdir / f"runs-{size}.db"
+        self.label = f"sqlite-{size}"
+        self.copies = 0
+
+    def settings(self, path: Path | None = None) -> Settings:
+        return Settings.load(
+            {},
+            database_url=f"sqlite:///{path or self.path}",
+            checkpoint_dir=str(self.workdir / "checkpoints"),
+            timezone="UTC",
+        )
+
+    def copy(self) -> Settings:
+        self.copies += 1
+        target = self.workdir / f"copy-{self.copies}.db"
+        source = sqlite3.connect(self.path)
+        destination = sqlite3.connect(target)
+        source.backup(destination)
+        source.close()
+        destination.close()
+        return self.settings(target)
+
+    def cleanup(self) -> None:
+        for path in self.workdir.glob("copy-*.db*"):
+            path.unlink()
+
+
+class PostgresTarget:
+    def __init__(self, admin_url: str, workdir: Path, size: int):
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.base = make_url(admin_url)
+        self.name = f"bench_{size}_{uuid.uuid4().hex[:6]}"
+        self.workdir = workdir
+        self.label = f"postgresql-{size}"
+        self.created = [self.name]
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+
+    def settings(self, name: str | None = None) -> Settings:
+        url = self.base.set(database=name or self.name).render_as_string(hide_password=False)
+        return Settings.load(
+            {},
+            database_url=url,
+            checkpoint_dir=str(self.workdir / "checkpoints"),
+            timezone="UTC",
+        )
+
+    def copy(self) -> Settings:
+        name = f"{self.name}_c{len(self.created)}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"'))
+        self.created.append(name)
+        return self.settings(name)
+
+    def cleanup(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def measure(target: Any, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"-- {target.label}: generating {size:,} runs ({RUNNING:,} running) ...", flush=True)
+    fleet = synthetic.build(target.settings(), total=size, running=RUNNING)
+    print(f"   generated in {fleet.seconds:.1f} s", flush=True)
+    settings = target.settings()
+    result: dict[str, Any] = {
+        "size": size,
+        "running": fleet.running,
+        "mix": fleet.states,
+        "generate_s": round(fleet.seconds, 1),
+    }
+    result["pre_scrape_check"] = figures.pre_scrape_check(settings, fleet.portals)
+    env = {
+        **os.environ,
+        "CLEANUP_DATABASE_URL": settings.database_url,
+        "CLEANUP_CHECKPOINT_DIR": str(settings.checkpoint_dir),
+        "CLEANUP_TIMEZONE": "UTC",
+    }
+    result["summary"] = figures.summary(env)
+    result["bulk_cleanup"] = figures.bulk_cleanup(settings, target.copy)
+    if not args.skip_browser:
+        copy = target.copy()
+        summary = figures.open_database(copy).scan()
+        print("   dashboard in Chromium ...", flush=True)
+        result["dashboard"] = dashboard.measure(
+            {
+                "CLEANUP_DATABASE_URL": copy.database_url,
+                "CLEANUP_CHECKPOINT_DIR": str(copy.checkpoint_dir),
+                "CLEANUP_TIMEZONE": "UTC",
+            },
+            Path(target.workdir),
+            dead=len(summary.dead),
+            resumable=len(summary.resumable),
+        )
+    return result
+
+
+def tracker(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    path = workdir / "tracker-load.db"
+    print(f"-- tracker: {args.scrapers} scrapers for {args.tracker_seconds:g} s ...", flush=True)
+    return tracker_load.run(
+        {
+            "CLEANUP_DATABASE_URL": f"sqlite:///{path}",
+            "CLEANUP_CHECKPOINT_DIR": str(workdir / "tracker-checkpoints"),
+        },
+        scrapers=args.scrapers,
+        seconds=args.tracker_seconds,
+    )
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    rows = [
+        (
+            "database",
+            "check p50 ms (raw)",
+            "x",
+            "summary s (raw)",
+            "RSS MB",
+            "clean-up s (raw / per-row / seed)",
+        )
+    ]
+    for r in results:
+        check, summ, bulk = r["pre_scrape_check"], r["summary"], r["bulk_cleanup"]
+        rows.append(
+            (
+                r["label"],
+                f"{check['check_portal_resume']['p50_ms']} ({check['raw_select']['p50_ms']})",
+                str(check["ratio_p50"]),
+                f"{summ['summary_s']} ({summ['raw_select_all_running_s']})",
+                str(summ["summary_peak_rss_mb"]),
+                f"{bulk['service_cleanup_runs_s']} ({bulk['raw_update_insert_s']} / "
+                f"{bulk['raw_per_row_commit_s']} / {bulk['seed_pattern_s']})",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="total runs per database, comma-separated"
+    )
+    parser.add_argument("--pg", metavar="ADMIN_URL", help="also measure PostgreSQL")
+    parser.add_argument("--out", default="benchmarks/results/latest.json")
+    parser.add_argument("--workdir", help="where to put the databases (default: a temp dir)")
+    parser.add_argument("--skip-browser", action="store_true", help="no dashboard timing")
+    parser.add_argument("--skip-tracker", action="store_true", help="no tracker load test")
+    parser.add_argument("--scrapers", type=int, default=50)
+    parser.add_argument("--tracker-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cleanup-bench-"))
+    results = []
+    try:
+        for size in sizes:
+            targets: list[Any] = [SqliteTarget(workdir / f"sqlite-{size}", size)]
+            if args.pg:
+                targets.append(PostgresTarget(args.pg, workdir / f"pg-{size}", size))
+            for target in targets:
+                Path(target.workdir).mkdir(parents=True, exist_ok=True)
+                try:
+                    result = measure(target, size, args)
+                finally:
+                    target.cleanup()
+                result["label"] = target.label
+                results.append(result)
+                print(json.dumps(result, indent=1), flush=True)
+        load = None if args.skip_tracker else tracker(workdir, args)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(results)
+    if load:
+        print(
+            f"tracker: {load['scrapers']} scrapers x {load['seconds']:g} s: "
+            f"{load['progress_writes']} progress writes, {load['locked_errors']} 'database is "
+            f"locked' errors, write p50 {load['progress_write_p50_ms']} ms, "
+            f"p99 {load['progress_write_p99_ms']} ms"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "results": results, "tracker": load}
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
