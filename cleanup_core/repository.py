@@ -212,10 +212,42 @@ def delete_finished_runs(conn: Connection, run_ids: Sequence[int]) -> int:
     return deleted
 
 
+_EVENT_COLUMNS = (
+    "run_id",
+    "portal_name",
+    "action",
+    "actor",
+    "from_status",
+    "to_status",
+    "created_at",
+    "details",
+)
+
+
+_INSERT_EVENT = {  # keyed by "the driver wants qmark placeholders"; built from constants only
+    qmark: f"INSERT INTO run_events ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['?' if qmark else '%s'] * len(_EVENT_COLUMNS))})"
+    for qmark in (True, False)
+}
+
+
 def insert_events(conn: Connection, events: Iterable[dict[str, Any]]) -> None:
+    """Append audit events. A bulk clean-up writes thousands at once, so the rows go to the
+    driver's ``executemany`` directly, with ``created_at`` converted by its column type."""
     rows = list(events)
-    if rows:
-        conn.execute(insert(_events), rows)
+    if not rows:
+        return
+    to_db = _events.c.created_at.type.bind_processor(conn.dialect) or (lambda value: value)
+    stored: dict[Any, Any] = {}
+    values = []
+    for row in rows:
+        created = row["created_at"]
+        if created not in stored:
+            stored[created] = to_db(created)
+        values.append(
+            tuple(stored[created] if c == "created_at" else row.get(c) for c in _EVENT_COLUMNS)
+        )
+    conn.exec_driver_sql(_INSERT_EVENT[conn.dialect.paramstyle == "qmark"], values)
 
 
 def latest_event(conn: Connection, run_id: int, actions: Sequence[str]) -> Any:

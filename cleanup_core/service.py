@@ -307,12 +307,15 @@ class CleanupService:
             targets = [v for v in verdicts.values() if v.state in allowed]
             cleaned = self.clean_locked(conn, targets, facts, actor=actor, now=now, force=force)
             left_alone = self._why_left_alone(conn, ids, cleaned, verdicts, allowed)
-        for run_id in ids:
-            if run_id in cleaned:
-                v = verdicts[run_id]
-                log.info("cleaned run %d (%s) by %s: %s", run_id, v.portal_name, actor, v.summary)
-            else:
-                log.info("left run %d alone: %s", run_id, left_alone[run_id])
+        if log.isEnabledFor(logging.INFO):  # a line per run: only when someone reads them
+            for run_id in ids:
+                if run_id in cleaned:
+                    v = verdicts[run_id]
+                    log.info(
+                        "cleaned run %d (%s) by %s: %s", run_id, v.portal_name, actor, v.summary
+                    )
+                else:
+                    log.info("left run %d alone: %s", run_id, left_alone[run_id])
         result = CleanupResult(tuple(ids), tuple(i for i in ids if i in cleaned), left_alone)
         log.info("%s (by %s)", result.message, actor)
         return result
