@@ -84,8 +84,23 @@ def pre_scrape_check(settings: Settings, portals: list[str], *, calls: int = 400
     }
 
 
-SUMMARY_CHILD = """
-import json, resource, sys, time
+# Peak RSS of this process alone: /proc's VmHWM belongs to the process's own memory map, while
+# getrusage's ru_maxrss keeps the parent's peak across fork + exec.
+PEAK_RSS = """
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+SUMMARY_CHILD = PEAK_RSS + """
+import json, sys, time
 from cleanup_core import CleanupService, Settings
 service = CleanupService(Settings.load())
 service.scan()  # open and adopt outside the timing
@@ -93,11 +108,11 @@ started = time.perf_counter()
 summary = service.scan().to_dict()
 elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "stuck": summary["total_stuck"],
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "max_rss_mb": peak_rss_mb()}))
 """
 
-RAW_CHILD = """
-import json, resource, time
+RAW_CHILD = PEAK_RSS + """
+import json, time
 from sqlalchemy import create_engine
 from cleanup_core import Settings
 engine = create_engine(Settings.load().database_url)
@@ -107,8 +122,7 @@ cursor = conn.cursor()
 cursor.execute("SELECT * FROM runs WHERE status = 'running'")
 rows = cursor.fetchall()
 elapsed = time.perf_counter() - started
-print(json.dumps({"seconds": elapsed, "rows": len(rows),
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": elapsed, "rows": len(rows), "max_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -142,6 +142,7 @@ def build(
             )
     rng.shuffle(rows)
     _insert(service, rows)
+    del rows  # a million tuples: do not carry them into the measurements
     for portal, owner in checkpoint_runs.items():
         tenders = [{"tender_id": f"2026_{portal[:3].upper()}_{i}_1"} for i in range(40)]
         write_checkpoint(
