@@ -99,7 +99,9 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
-SUMMARY_CHILD = PEAK_RSS + """
+SUMMARY_CHILD = (
+    PEAK_RSS
+    + """
 import json, sys, time
 from cleanup_core import CleanupService, Settings
 service = CleanupService(Settings.load())
@@ -110,8 +112,11 @@ elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "stuck": summary["total_stuck"],
                   "max_rss_mb": peak_rss_mb()}))
 """
+)
 
-RAW_CHILD = PEAK_RSS + """
+RAW_CHILD = (
+    PEAK_RSS
+    + """
 import json, time
 from sqlalchemy import create_engine
 from cleanup_core import Settings
@@ -124,6 +129,7 @@ rows = cursor.fetchall()
 elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "rows": len(rows), "max_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def _child(code: str, env: dict[str, str]) -> dict:
