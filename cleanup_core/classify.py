@@ -101,13 +101,13 @@ class Verdict:
     checkpoint: CheckpointInfo
     facts: RunFacts
     now: datetime
+    tz: tzinfo
     started_at: datetime | None = None
     age_hours: float | None = None
     extracted: int | None = None
     skipped: int | None = None
     last_heartbeat_at: datetime | None = None
     heartbeat_age_minutes: float | None = None
-    last_progress_at: datetime | None = None
     released_at: datetime | None = None
     problems: dict[str, str] | None = None  # rule -> what was unreadable
     _reasons: tuple[Reason, ...] | None = None
@@ -115,6 +115,12 @@ class Verdict:
     @property
     def worker_id(self) -> str | None:
         return self.facts.worker_id
+
+    @property
+    def last_progress_at(self) -> datetime | None:
+        """When the worker last reported progress (read on demand: only the monitor needs it)."""
+        moment, _ = _read_time(self.facts.last_progress_at, self.tz)
+        return moment
 
     @property
     def attempt(self) -> int | None:
@@ -202,88 +208,86 @@ def _attempt(value: object) -> int | None:
 def classify(
     facts: RunFacts, *, checkpoint: CheckpointInfo, policy: Policy, now: datetime, tz: tzinfo
 ) -> Verdict:
-    """Judge one run whose status is ``running`` at time ``now`` (aware)."""
-    rules: list[str] = []
-    problems: dict[str, str] = {}  # rule -> what could not be read
+    """Judge one run whose status is ``running`` at time ``now`` (aware).
+
+    Runs for every running run of every scan and pre-scrape check, so it only decides; the
+    reasons are written out from ``rules`` when someone reads them (``Verdict.reasons``)."""
+    problems: dict[str, str] | None = None  # rule -> what could not be read
     started, start_problem = _read_time(facts.started_at, tz)
     heartbeat, heartbeat_problem = _read_time(facts.last_heartbeat_at, tz)
-    progress_at, _ = _read_time(facts.last_progress_at, tz)
     released, _ = _read_time(facts.released_at, tz)
     extracted = _counter(facts.extracted_total_tenders)
     skipped = _counter(facts.skipped_existing_total)
     age = None if started is None else now - started
     heartbeat_age = None if heartbeat is None else now - heartbeat
-
-    def verdict(state: RunState) -> Verdict:
-        return Verdict(
-            run_id=facts.id,
-            portal_name=facts.portal_name,
-            state=state,
-            rules=tuple(rules),
-            policy=policy,
-            checkpoint=checkpoint,
-            facts=facts,
-            now=now,
-            started_at=started,
-            age_hours=None if age is None else max(age.total_seconds() / 3600, 0.0),
-            extracted=extracted,
-            skipped=skipped,
-            last_heartbeat_at=heartbeat,
-            heartbeat_age_minutes=None if heartbeat_age is None else _minutes(heartbeat_age),
-            last_progress_at=progress_at,
-            released_at=released,
-            problems=problems,
-        )
+    was_released = released is not None and (heartbeat is None or released >= heartbeat)
 
     # 1. A fresh heartbeat means a worker is on it right now, unless it let go of the run
     #    (Ctrl-C, SIGTERM) after that heartbeat.
     if heartbeat_problem:
-        problems["heartbeat_unreadable"] = heartbeat_problem
-        rules.append("heartbeat_unreadable")
-        return verdict(RunState.ATTENTION)
-    was_released = released is not None and (heartbeat is None or released >= heartbeat)
-    if was_released:
-        rules.append("released")
-    elif heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout:
-        rules.append("heartbeat_fresh")
-        return verdict(RunState.ALIVE)
-    elif heartbeat_age is not None:
-        rules.append("heartbeat_lost")
-
-    # 2. Evidence of work done: counters and the checkpoint.
-    progress = (extracted or 0) > 0 or (skipped or 0) > 0
-    counters_unknown = extracted is None or skipped is None
-    rules.append(
-        "progress" if progress else "counters_unreadable" if counters_unknown else "no_progress"
-    )
-    rules.append(_checkpoint_rule(checkpoint, facts.id))
-    evidence = progress or checkpoint.is_evidence_for(facts.id)
-
-    # 3. Age against the threshold.
-    if start_problem or started is None:
-        problems["start_unknown"] = start_problem or "is not recorded"
-        rules.append("start_unknown")
-    elif age < -FUTURE_TOLERANCE:
-        rules.append("start_in_future")
-    elif age < policy.age_threshold:
-        rules.append("young")
+        problems = {"heartbeat_unreadable": heartbeat_problem}
+        rules: tuple[str, ...] = ("heartbeat_unreadable",)
+        state = RunState.ATTENTION
+    elif (
+        not was_released and heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout
+    ):
+        rules, state = ("heartbeat_fresh",), RunState.ALIVE
     else:
-        rules.append("old")
-    is_old = age is not None and not start_problem and age >= policy.age_threshold
-
-    # 4. The verdict.
-    had_worker = heartbeat is not None or was_released  # a tracked worker, now gone
-    if evidence and (is_old or had_worker):
-        return verdict(RunState.RESUMABLE)
-    if not is_old:
-        known_young = age is not None and -FUTURE_TOLERANCE <= age < policy.age_threshold
-        return verdict(RunState.YOUNG if known_young else RunState.ATTENTION)
-    if counters_unknown or checkpoint.status.is_problem:
-        return verdict(RunState.ATTENTION)
-    if policy.exclude_from_cleanup:
-        rules.append("portal_excluded")
-        return verdict(RunState.ATTENTION)
-    return verdict(RunState.DEAD)
+        if was_released:
+            worker_rule: tuple[str, ...] = ("released",)
+        elif heartbeat_age is not None:
+            worker_rule = ("heartbeat_lost",)
+        else:
+            worker_rule = ()
+        # 2. Evidence of work done: counters and the checkpoint.
+        progress = (extracted or 0) > 0 or (skipped or 0) > 0
+        counters_unknown = extracted is None or skipped is None
+        progress_rule = (
+            "progress" if progress else "counters_unreadable" if counters_unknown else "no_progress"
+        )
+        evidence = progress or checkpoint.is_evidence_for(facts.id)
+        # 3. Age against the threshold.
+        if start_problem or started is None:
+            problems = {"start_unknown": start_problem or "is not recorded"}
+            age_rule = "start_unknown"
+        elif age < -FUTURE_TOLERANCE:
+            age_rule = "start_in_future"
+        elif age < policy.age_threshold:
+            age_rule = "young"
+        else:
+            age_rule = "old"
+        rules = (*worker_rule, progress_rule, _checkpoint_rule(checkpoint, facts.id), age_rule)
+        # 4. The verdict.
+        is_old = age_rule == "old"
+        if evidence and (is_old or heartbeat is not None or was_released):
+            state = RunState.RESUMABLE  # a tracked worker is gone, or it is old: resume it
+        elif not is_old:
+            state = RunState.YOUNG if age_rule == "young" else RunState.ATTENTION
+        elif counters_unknown or checkpoint.status.is_problem:
+            state = RunState.ATTENTION
+        elif policy.exclude_from_cleanup:
+            rules, state = (*rules, "portal_excluded"), RunState.ATTENTION
+        else:
+            state = RunState.DEAD
+    return Verdict(
+        run_id=facts.id,
+        portal_name=facts.portal_name,
+        state=state,
+        rules=rules,
+        policy=policy,
+        checkpoint=checkpoint,
+        facts=facts,
+        now=now,
+        tz=tz,
+        started_at=started,
+        age_hours=None if age is None else max(age.total_seconds() / 3600, 0.0),
+        extracted=extracted,
+        skipped=skipped,
+        last_heartbeat_at=heartbeat,
+        heartbeat_age_minutes=None if heartbeat_age is None else _minutes(heartbeat_age),
+        released_at=released,
+        problems=problems,
+    )
 
 
 def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> str:

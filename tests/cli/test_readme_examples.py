@@ -93,19 +93,32 @@ def test_systemd_service_runs_as_written(example):
     assert "OnCalendar=*-*-* 03:00:00" in timer
 
 
-def test_windows_task_runs_the_same_command(example):
-    service, _, _, data = example
-    [bat] = code_blocks("bat")
-    assert "/sc daily /st 03:00" in bat
-    task = re.search(r'/tr "(.*)"', bat).group(1)
+def windows_task(block: str) -> list[str]:
+    """The arguments after python.exe of a `schtasks /create ... /tr "..."` line."""
+    task = re.search(r'/tr "(.*)"', block).group(1)
     python, *args = shlex.split(task.replace("\\", "/"))
     assert python.endswith("/.venv/Scripts/python.exe")
-    args = [a.replace("sqlite:///C:/tender-cleanup/data", f"sqlite:///{data}") for a in args]
-    result = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=120, cwd="/"
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Cleaned 1/1 dead runs" in result.stdout
+    return args
+
+
+def test_windows_tasks_run_the_same_commands(example):
+    service, _, _, data = example
+    clean_task, monitor_task = code_blocks("bat")
+    assert "/sc daily /st 03:00" in clean_task
+    assert "/sc minute /mo 30" in monitor_task
+    local_db = f"sqlite:///{data}"
+    for block, expected in (
+        (monitor_task, "NEW DEAD run 1"),
+        (clean_task, "Cleaned 1/1 dead runs"),
+    ):
+        args = [
+            a.replace("sqlite:///C:/tender-cleanup/data", local_db) for a in windows_task(block)
+        ]
+        result = subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, timeout=120, cwd="/"
+        )
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
     assert {v.run_id for v in service.scan().dead} == set()
     with service.db.read() as conn:
         assert conn.execute(text("SELECT status FROM runs")).scalar_one() == CLEANED
