@@ -84,74 +84,51 @@ def run_cells(row: StuckRow) -> list[rx.Component]:
     ]
 
 
-def resumable_row(row: StuckRow) -> rx.Component:
+def table_row(row: StuckRow, table: str, *admin_buttons: rx.Component) -> rx.Component:
+    """A run's cells, then the actions an admin may take on it (viewers see none)."""
     return rx.table.row(
         *run_cells(row),
-        rx.table.cell(
-            rx.cond(
-                AuthState.is_admin,
-                rx.hstack(
-                    rx.button(
-                        rx.icon("play", size=14),
-                        "Resume",
-                        size="1",
-                        on_click=StuckState.resume(row.id),
-                        id="resume-" + row.id.to_string(),
-                    ),
-                    rx.button(
-                        "Force clean-up",
-                        size="1",
-                        color_scheme="red",
-                        variant="soft",
-                        on_click=StuckState.open_force_dialog(row.id),
-                        id="force-" + row.id.to_string(),
-                    ),
-                    spacing="2",
-                ),
-            ),
-        ),
-        id="resumable-row-" + row.id.to_string(),
+        rx.table.cell(rx.cond(AuthState.is_admin, rx.hstack(*admin_buttons, spacing="2"))),
+        id=f"{table}-row-" + row.id.to_string(),
     )
+
+
+def force_button(row: StuckRow) -> rx.Component:
+    return rx.button(
+        "Force clean-up",
+        size="1",
+        color_scheme="red",
+        variant="soft",
+        on_click=StuckState.open_force_dialog(row.id),
+        id="force-" + row.id.to_string(),
+    )
+
+
+def resumable_row(row: StuckRow) -> rx.Component:
+    resume = rx.button(
+        rx.icon("play", size=14),
+        "Resume",
+        size="1",
+        on_click=StuckState.resume(row.id),
+        id="resume-" + row.id.to_string(),
+    )
+    return table_row(row, "resumable", resume, force_button(row))
 
 
 def dead_row(row: StuckRow) -> rx.Component:
-    return rx.table.row(
-        *run_cells(row),
-        rx.table.cell(
-            rx.cond(
-                AuthState.is_admin,
-                rx.button(
-                    rx.icon("eraser", size=14),
-                    "Clean up",
-                    size="1",
-                    color_scheme="red",
-                    on_click=StuckState.cleanup_one(row.id),
-                    id="cleanup-" + row.id.to_string(),
-                ),
-            )
-        ),
-        id="dead-row-" + row.id.to_string(),
+    clean = rx.button(
+        rx.icon("eraser", size=14),
+        "Clean up",
+        size="1",
+        color_scheme="red",
+        on_click=StuckState.cleanup_one(row.id),
+        id="cleanup-" + row.id.to_string(),
     )
+    return table_row(row, "dead", clean)
 
 
 def attention_row(row: StuckRow) -> rx.Component:
-    return rx.table.row(
-        *run_cells(row),
-        rx.table.cell(
-            rx.cond(
-                AuthState.is_admin,
-                rx.button(
-                    "Force clean-up",
-                    size="1",
-                    color_scheme="red",
-                    variant="soft",
-                    on_click=StuckState.open_force_dialog(row.id),
-                    id="force-" + row.id.to_string(),
-                ),
-            )
-        ),
-        id="attention-row-" + row.id.to_string(),
-    )
+    return table_row(row, "attention", force_button(row))
 
 
 def runs_table(

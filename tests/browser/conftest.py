@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from sqlalchemy import delete, func, select
 
 from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import Accounts
-from cleanup_core.checkpoints import checkpoint_path
 from cleanup_core.db import Database
 from cleanup_core.models import DashboardSession, Run, RunEvent, Tender
 from cleanup_core.service import AuditEvent
@@ -40,16 +38,13 @@ from tests.helpers.dashboard_server import (
     log_problems,
     serve,
 )
+from tests.helpers.live_fleet import hours_ago, seed_live_fleet
 
 RECORD_ARGV = ROOT / "tests" / "helpers" / "record_argv.py"
 ADMIN, VIEWER = "alice", "victor"
 PASSWORD = "browser test password 1"
 SESSION_COOKIE = "cleanup_session"
 WIDE = {"width": 1400, "height": 900}
-
-
-def hours_ago(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 @dataclass
@@ -174,33 +169,7 @@ def fleet(app: App, runs: LiveRuns) -> dict[str, int]:
     for path in app.checkpoint_dir.iterdir():
         path.unlink()
     app.launch_record.unlink(missing_ok=True)
-    corrupt = checkpoint_path(app.checkpoint_dir, "West Bengal eTender")
-    assert corrupt is not None
-    corrupt.write_text('{"tenders": [{"tender_id": "WB-1"')
-    add = runs.add
-    return {
-        "dead": add("Assam Tenders", age_hours=30),
-        "dead_old": add("CPPP Central", age_hours=50, extracted_total_tenders=None),
-        "resumable": add("MP Tenders", age_hours=40, extracted_total_tenders=7),
-        "young": add("Kerala eTenders", age_hours=2),
-        "alive": add(
-            "Gujarat Tenders",
-            age_hours=90,
-            last_heartbeat_at=datetime.now(UTC) - timedelta(minutes=3),
-            worker_id="scraper-01:4242",
-        ),
-        "attention": add("West Bengal eTender", age_hours=31),
-        "completed": add(
-            "Assam Tenders",
-            status="completed",
-            age_hours=80,
-            completed_at=hours_ago(78),
-            extracted_total_tenders=120,
-        ),
-        "finished": add(
-            "Tamil Nadu Tenders", status="completed", age_hours=20, completed_at=hours_ago(18)
-        ),
-    }
+    return seed_live_fleet(runs.add, app.checkpoint_dir)
 
 
 def _signed_in(browser: Browser, app: App, username: str) -> Iterator[Page]:

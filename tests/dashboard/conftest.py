@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from cleanup_core import CleanupService, Settings, repository
 from cleanup_core.accounts import ADMIN, VIEWER
-from cleanup_core.checkpoints import checkpoint_path
 from cleanup_core.db import Database
 from tender_dashboard_reflex import backend
 from tests.dashboard.support import (
@@ -29,9 +28,9 @@ from tests.dashboard.support import (
     VIEWER_NAME,
     Dash,
     LiveRuns,
-    hours_ago,
     password_hash,
 )
+from tests.helpers.live_fleet import seed_live_fleet
 
 
 @pytest.fixture
@@ -81,30 +80,4 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
 @pytest.fixture
 def fleet(dash: Dash) -> dict[str, int]:
     """One running run in each state, plus finished runs, on several portals."""
-    corrupt = checkpoint_path(dash.checkpoint_dir, "West Bengal eTender")
-    assert corrupt is not None
-    corrupt.write_text('{"tenders": [{"tender_id": "WB-1"')
-    add = dash.runs.add
-    return {
-        "dead": add("Assam Tenders", age_hours=30),
-        "dead_old": add("CPPP Central", age_hours=50, extracted_total_tenders=None),
-        "resumable": add("MP Tenders", age_hours=40, extracted_total_tenders=7),
-        "young": add("Kerala eTenders", age_hours=2),
-        "alive": add(
-            "Gujarat Tenders",
-            age_hours=90,
-            last_heartbeat_at=datetime.now(UTC) - timedelta(minutes=3),
-            worker_id="scraper-01:4242",
-        ),
-        "attention": add("West Bengal eTender", age_hours=31),
-        "completed": add(
-            "Assam Tenders",
-            status="completed",
-            age_hours=80,
-            completed_at=hours_ago(78),
-            extracted_total_tenders=120,
-        ),
-        "finished": add(
-            "Tamil Nadu Tenders", status="completed", age_hours=20, completed_at=hours_ago(18)
-        ),
-    }
+    return seed_live_fleet(dash.runs.add, dash.checkpoint_dir)

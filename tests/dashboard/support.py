@@ -23,16 +23,13 @@ from cleanup_core.models import DashboardSession, Run, RunEvent
 from cleanup_core.service import AuditEvent
 from tender_dashboard_reflex import backend
 from tests.conftest import Runs
+from tests.helpers.live_fleet import hours_ago
 
 RECORD_ARGV = Path(__file__).parents[1] / "helpers" / "record_argv.py"
 PASSWORD = "correct horse battery staple"
 ADMIN_NAME = "alice"
 VIEWER_NAME = "victor"
 TIMEZONE = "Asia/Kolkata"  # not the machine's zone, so a zone mix-up would show
-
-
-def hours_ago(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 @cache
