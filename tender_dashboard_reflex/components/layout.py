@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import reflex as rx
 
 from tender_dashboard_reflex import routes
@@ -135,6 +138,40 @@ def status_badge(status: rx.Var[str]) -> rx.Component:
         ),
         rx.badge(status, color_scheme="orange", variant="outline"),
     )
+
+
+def data_table(
+    headers: list[rx.Component],
+    rows: rx.Var,
+    render: Callable[[Any], rx.Component],
+    *,
+    table_id: str,
+    empty: str,
+    empty_id: str | None = None,
+) -> rx.Component:
+    """A server-filled table that scrolls sideways on a narrow screen, with a line saying so
+    when it has no rows."""
+    return rx.box(
+        rx.table.root(
+            rx.table.header(rx.table.row(*headers)),
+            rx.table.body(
+                rx.cond(
+                    rows.length() > 0,
+                    rx.foreach(rows, render),
+                    empty_row(len(headers), empty, empty_id or f"{table_id}-empty"),
+                )
+            ),
+            size="1",
+            variant="surface",
+            id=table_id,
+        ),
+        overflow_x="auto",
+        width="100%",
+    )
+
+
+def headers(*labels: str) -> list[rx.Component]:
+    return [rx.table.column_header_cell(label) for label in labels]
 
 
 def empty_row(columns: int, message: str, element_id: str) -> rx.Component:

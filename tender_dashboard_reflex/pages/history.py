@@ -6,7 +6,7 @@ import reflex as rx
 
 from cleanup_core.reports import EventRow
 from tender_dashboard_reflex import routes
-from tender_dashboard_reflex.components.layout import empty_row, labelled, page
+from tender_dashboard_reflex.components.layout import data_table, headers, labelled, page
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
 
@@ -104,22 +104,13 @@ def history_page() -> rx.Component:
             wrap="wrap",
             spacing="2",
         ),
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))),
-                rx.table.body(
-                    rx.cond(
-                        HistoryState.events.length() > 0,
-                        rx.foreach(HistoryState.events, history_row),
-                        empty_row(len(COLUMNS), "No events match.", "history-empty"),
-                    )
-                ),
-                size="1",
-                variant="surface",
-                id="history-table",
-            ),
-            overflow_x="auto",
-            width="100%",
+        data_table(
+            headers(*COLUMNS),
+            HistoryState.events,
+            history_row,
+            table_id="history-table",
+            empty="No events match.",
+            empty_id="history-empty",
         ),
         rx.flex(
             rx.text(

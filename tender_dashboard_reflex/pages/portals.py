@@ -6,7 +6,13 @@ import reflex as rx
 
 from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
-from tender_dashboard_reflex.components.layout import auto_refresh, empty_row, page, status_badge
+from tender_dashboard_reflex.components.layout import (
+    auto_refresh,
+    data_table,
+    headers,
+    page,
+    status_badge,
+)
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.portals import PortalsState
 
@@ -88,24 +94,13 @@ def portals_page() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))),
-                rx.table.body(
-                    rx.cond(
-                        PortalsState.rows.length() > 0,
-                        rx.foreach(PortalsState.rows, portal_row),
-                        empty_row(
-                            len(COLUMNS), "No portals yet: no runs were recorded.", "portals-empty"
-                        ),
-                    )
-                ),
-                size="1",
-                variant="surface",
-                id="portals-table",
-            ),
-            overflow_x="auto",
-            width="100%",
+        data_table(
+            headers(*COLUMNS),
+            PortalsState.rows,
+            portal_row,
+            table_id="portals-table",
+            empty="No portals yet: no runs were recorded.",
+            empty_id="portals-empty",
         ),
         actions=auto_refresh(
             PortalsState.auto_refresh, PortalsState.refresh, PortalsState.set_auto_refresh

@@ -8,7 +8,8 @@ from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
     auto_refresh,
-    empty_row,
+    data_table,
+    headers,
     labelled,
     page,
     state_badge,
@@ -146,22 +147,13 @@ def runs_page_view() -> rx.Component:
     return page(
         "Runs",
         filters(),
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*(header_cell(*c) for c in COLUMNS))),
-                rx.table.body(
-                    rx.cond(
-                        RunsState.rows.length() > 0,
-                        rx.foreach(RunsState.rows, run_row),
-                        empty_row(len(COLUMNS), "No runs match.", "runs-empty"),
-                    )
-                ),
-                size="1",
-                variant="surface",
-                id="runs-table",
-            ),
-            overflow_x="auto",
-            width="100%",
+        data_table(
+            [header_cell(*c) for c in COLUMNS],
+            RunsState.rows,
+            run_row,
+            table_id="runs-table",
+            empty="No runs match.",
+            empty_id="runs-empty",
         ),
         pager(),
         actions=auto_refresh(RunsState.auto_refresh, RunsState.refresh, RunsState.set_auto_refresh),
@@ -230,24 +222,13 @@ def run_detail_page() -> rx.Component:
                 ),
                 rx.card(
                     rx.heading("Audit events", size="3"),
-                    rx.table.root(
-                        rx.table.header(
-                            rx.table.row(
-                                *(
-                                    rx.table.column_header_cell(c)
-                                    for c in ("When", "Action", "By", "Status", "Details")
-                                )
-                            )
-                        ),
-                        rx.table.body(
-                            rx.cond(
-                                RunDetailState.events.length() > 0,
-                                rx.foreach(RunDetailState.events, event_row),
-                                empty_row(5, "No events for this run.", "detail-no-events"),
-                            )
-                        ),
-                        size="1",
-                        id="detail-events",
+                    data_table(
+                        headers("When", "Action", "By", "Status", "Details"),
+                        RunDetailState.events,
+                        event_row,
+                        table_id="detail-events",
+                        empty="No events for this run.",
+                        empty_id="detail-no-events",
                     ),
                     width="100%",
                 ),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import reflex as rx
 
-from tender_dashboard_reflex.components.layout import auto_refresh, empty_row, page, state_badge
+from tender_dashboard_reflex.components.layout import (
+    auto_refresh,
+    data_table,
+    headers,
+    page,
+    state_badge,
+)
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.stuck import PRESETS, StuckRow, StuckState
 
@@ -161,25 +167,7 @@ def runs_table(
                     id=f"{table_id}-truncated",
                 ),
             ),
-            rx.box(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(*(rx.table.column_header_cell(c) for c in COLUMNS))
-                    ),
-                    rx.table.body(
-                        rx.cond(
-                            rows.length() > 0,
-                            rx.foreach(rows, render),
-                            empty_row(len(COLUMNS), empty, f"{table_id}-empty"),
-                        )
-                    ),
-                    size="1",
-                    variant="surface",
-                    id=table_id,
-                ),
-                overflow_x="auto",
-                width="100%",
-            ),
+            data_table(headers(*COLUMNS), rows, render, table_id=table_id, empty=empty),
             spacing="2",
             width="100%",
         ),
