@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Float, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -23,6 +23,10 @@ FAILED = "failed"
 CLEANED = "Timeout - Auto-cleaned"
 
 _RUNNING_ONLY = text("status = 'running'")
+
+# Run ids are 64-bit on PostgreSQL, so a huge id someone types is simply not found (an INTEGER
+# bind would fail to cast it). SQLite keeps INTEGER: only "INTEGER PRIMARY KEY" is its rowid.
+RunId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def dialect_timezone(dialect: Dialect) -> tzinfo:
@@ -80,7 +84,7 @@ class Run(SQLModel, table=True):
         {"extend_existing": True},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True, sa_type=RunId)
     portal_name: str | None = Field(default=None, sa_type=Text)
     status: str | None = Field(default=None, sa_type=Text)
     started_at: Any = Field(default=None, sa_column=Column("started_at", LegacyTimestamp()))
@@ -108,7 +112,7 @@ class Tender(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: int | None = Field(default=None)
+    run_id: int | None = Field(default=None, sa_type=RunId)
     portal_name: str | None = Field(default=None, sa_type=Text)
     tender_id: str | None = Field(default=None, sa_type=Text)
     title: str | None = Field(default=None, sa_type=Text)
@@ -132,7 +136,7 @@ class RunEvent(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(sa_type=Integer)
+    run_id: int = Field(sa_type=RunId)
     portal_name: str | None = Field(default=None, sa_type=Text)
     action: str = Field(sa_type=Text)
     actor: str = Field(sa_type=Text)
@@ -210,7 +214,7 @@ class MonitorProblem(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(sa_type=Integer)
+    run_id: int = Field(sa_type=RunId)
     kind: str = Field(sa_type=Text)
     portal_name: str | None = Field(default=None, sa_type=Text)
     summary: str | None = Field(default=None, sa_type=Text)

@@ -384,3 +384,16 @@ def test_the_update_treats_a_released_run_as_having_no_live_worker(service, runs
             conn, [run_id], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
         )
     assert cleaned == []
+
+
+@pytest.mark.parametrize("huge", [2**31 + 5, 3_000_000_000, 2**63 - 1, 2**63, 10**30])
+def test_ids_no_run_can_have_are_simply_not_found(service, runs, huge):
+    runs.add(started_at=ago(hours=30))
+    assert service.cleanup_run(huge, now=NOW) is False
+    assert service.revert_cleanup(huge) is False
+    assert service.run_status(huge) is None
+    assert service.history(run_id=huge).total == 0
+    result = service.cleanup_runs([huge], now=NOW)
+    assert result.left_alone == {huge: "no such run"}
+    with pytest.raises(RunNotFoundError):
+        service.delete_runs([huge], confirm=True)
