@@ -356,37 +356,46 @@ def stuck_page() -> rx.Component:
                 id="last-result",
             ),
         ),
-        runs_table(
-            "Dead",
-            "No progress, no checkpoint, no heartbeat, older than the threshold: safe to clean.",
-            StuckState.dead,
-            StuckState.dead_total,
-            dead_row,
-            "dead-table",
-            "No dead runs.",
-        ),
-        runs_table(
-            "Resumable",
-            "Made progress or left a checkpoint with tenders: resume them; they are never "
-            "cleaned automatically.",
-            StuckState.resumable,
-            StuckState.resumable_total,
-            resumable_row,
-            "resumable-table",
-            "No resumable runs.",
-        ),
         rx.cond(
-            StuckState.attention_total > 0,
-            runs_table(
-                "Needs attention",
-                "Cannot be judged safely (unreadable checkpoint or data, unknown start, "
-                "excluded portal): never cleaned automatically.",
-                StuckState.attention,
-                StuckState.attention_total,
-                attention_row,
-                "attention-table",
-                "",
+            StuckState.loaded,
+            rx.vstack(
+                runs_table(
+                    "Dead",
+                    "No progress, no checkpoint, no heartbeat, older than the threshold: "
+                    "safe to clean.",
+                    StuckState.dead,
+                    StuckState.dead_total,
+                    dead_row,
+                    "dead-table",
+                    "No dead runs.",
+                ),
+                runs_table(
+                    "Resumable",
+                    "Made progress or left a checkpoint with tenders: resume them; they are never "
+                    "cleaned automatically.",
+                    StuckState.resumable,
+                    StuckState.resumable_total,
+                    resumable_row,
+                    "resumable-table",
+                    "No resumable runs.",
+                ),
+                rx.cond(
+                    StuckState.attention_total > 0,
+                    runs_table(
+                        "Needs attention",
+                        "Cannot be judged safely (unreadable checkpoint or data, unknown start, "
+                        "excluded portal): never cleaned automatically.",
+                        StuckState.attention,
+                        StuckState.attention_total,
+                        attention_row,
+                        "attention-table",
+                        "",
+                    ),
+                ),
+                spacing="4",
+                width="100%",
             ),
+            rx.center(rx.spinner(size="3"), padding="3em", id="stuck-loading"),
         ),
         clean_dialog(),
         force_dialog(),
