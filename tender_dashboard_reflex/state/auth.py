@@ -82,13 +82,17 @@ def guarded(action: str, *, admin: bool) -> Callable[[Callable[..., Any]], Calla
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         def checked(self: AuthState, *args: Any, **kwargs: Any) -> Any:
-            if self._authorize(action, admin=admin) is None:
-                if self.username:  # signed in, but a viewer
-                    return rx.toast.error("Your account can only view; ask an admin to do this.")
-                return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
+            # The session check reads the database too: a locked or unreachable database is an
+            # error toast there as well, and the next event tries again (no restart needed).
             try:
+                if self._authorize(action, admin=admin) is None:
+                    if self.username:  # signed in, but a viewer
+                        return rx.toast.error(
+                            "Your account can only view; ask an admin to do this."
+                        )
+                    return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
                 return handler(self, *args, **kwargs)
-            except (CleanupError, ValueError, TypeError) as exc:  # bad input from a browser
+            except (CleanupError, ValueError, TypeError) as exc:  # TypeError: a forged argument
                 log.warning("%s failed: %s", action, exc)
                 return rx.toast.error(str(exc), duration=10000)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import reflex as rx
 
+from cleanup_core.errors import CleanupError
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.backend import accounts
 from tender_dashboard_reflex.state.auth import AuthState
@@ -36,7 +37,12 @@ class LoginState(AuthState):
     def open_page(self) -> Any:
         """Already signed in: go where the user was heading."""
         self.error = ""
-        if accounts().user_for(self.session_token) is not None:
+        try:
+            signed_in = accounts().user_for(self.session_token) is not None
+        except CleanupError as exc:  # database locked or down: say so on the form
+            self.error = str(exc)
+            return None
+        if signed_in:
             return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))
         return None
 
@@ -44,7 +50,12 @@ class LoginState(AuthState):
     def log_in(self, form: dict[str, Any]) -> Any:
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
-        login = accounts().log_in(username, password)
+        try:
+            login = accounts().log_in(username, password)
+        except CleanupError as exc:  # database locked or down: say so, keep the form
+            log.warning("dashboard login could not be checked: %s", exc)
+            self.error = str(exc)
+            return None
         if login is None:
             self.error = "Wrong user name or password."
             return None
