@@ -170,7 +170,8 @@ class RunsPage:
 
 
 def _counter_text(value: object) -> str:
-    return "" if value is None else str(value)
+    """A stored number as shown; NULL (never recorded) as a dash, not as an empty cell."""
+    return "–" if value is None else str(value)
 
 
 def _facts(row: Mapping[str, Any]) -> RunFacts:
