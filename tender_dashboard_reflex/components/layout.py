@@ -200,3 +200,43 @@ def labelled(label: str, control: rx.Component) -> rx.Component:
     return rx.hstack(
         rx.text(label, size="2", color_scheme="gray"), control, spacing="2", align="center"
     )
+
+
+def page_buttons(
+    page: rx.Var[int], page_count: rx.Var[int], go_to_page: Any, prefix: str
+) -> rx.Component:
+    """Previous / Next for a server-paged list."""
+    return rx.hstack(
+        rx.button(
+            "Previous",
+            size="1",
+            variant="soft",
+            on_click=go_to_page(page - 1),
+            disabled=page <= 1,
+            id=f"{prefix}-prev",
+        ),
+        rx.button(
+            "Next",
+            size="1",
+            variant="soft",
+            on_click=go_to_page(page + 1),
+            disabled=page >= page_count,
+            id=f"{prefix}-next",
+        ),
+        spacing="2",
+    )
+
+
+def dialog_footer(on_cancel: Any, cancel_id: str, confirm: rx.Component) -> rx.Component:
+    """Cancel (closes the dialog, changes nothing) and the dialog's Confirm button."""
+    return rx.flex(
+        rx.alert_dialog.cancel(
+            rx.button(
+                "Cancel", variant="soft", color_scheme="gray", on_click=on_cancel, id=cancel_id
+            ),
+        ),
+        confirm,
+        spacing="3",
+        justify="end",
+        margin_top="0.75em",
+    )

@@ -6,7 +6,14 @@ import reflex as rx
 
 from cleanup_core.reports import EventRow
 from tender_dashboard_reflex import routes
-from tender_dashboard_reflex.components.layout import data_table, headers, labelled, page
+from tender_dashboard_reflex.components.layout import (
+    data_table,
+    dialog_footer,
+    headers,
+    labelled,
+    page,
+    page_buttons,
+)
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
 
@@ -50,22 +57,12 @@ def revert_dialog() -> rx.Component:
                 "The run gets back the status and completed time it had before the clean-up "
                 "(usually 'running'), and the revert is recorded in the history."
             ),
-            rx.flex(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=HistoryState.close_revert_dialog,
-                        id="revert-cancel",
-                    )
-                ),
+            dialog_footer(
+                HistoryState.close_revert_dialog,
+                "revert-cancel",
                 rx.alert_dialog.action(
                     rx.button("Confirm", on_click=HistoryState.confirm_revert, id="revert-confirm")
                 ),
-                spacing="3",
-                justify="end",
-                margin_top="1em",
             ),
         ),
         open=HistoryState.revert_dialog_open,
@@ -122,21 +119,8 @@ def history_page() -> rx.Component:
                 size="2",
                 id="history-total",
             ),
-            rx.hstack(
-                rx.button(
-                    "Previous",
-                    size="1",
-                    variant="soft",
-                    on_click=HistoryState.go_to_page(HistoryState.page - 1),
-                    disabled=HistoryState.page <= 1,
-                ),
-                rx.button(
-                    "Next",
-                    size="1",
-                    variant="soft",
-                    on_click=HistoryState.go_to_page(HistoryState.page + 1),
-                    disabled=HistoryState.page >= HistoryState.page_count,
-                ),
+            page_buttons(
+                HistoryState.page, HistoryState.page_count, HistoryState.go_to_page, "history"
             ),
             justify="between",
             width="100%",

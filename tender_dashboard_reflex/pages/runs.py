@@ -12,6 +12,7 @@ from tender_dashboard_reflex.components.layout import (
     headers,
     labelled,
     page,
+    page_buttons,
     state_badge,
     status_badge,
 )
@@ -109,22 +110,7 @@ def pager() -> rx.Component:
             id="runs-total",
         ),
         rx.hstack(
-            rx.button(
-                "Previous",
-                size="1",
-                variant="soft",
-                on_click=RunsState.go_to_page(RunsState.page - 1),
-                disabled=RunsState.page <= 1,
-                id="page-prev",
-            ),
-            rx.button(
-                "Next",
-                size="1",
-                variant="soft",
-                on_click=RunsState.go_to_page(RunsState.page + 1),
-                disabled=RunsState.page >= RunsState.page_count,
-                id="page-next",
-            ),
+            page_buttons(RunsState.page, RunsState.page_count, RunsState.go_to_page, "page"),
             rx.select(
                 [str(size) for size in PAGE_SIZES],
                 value=RunsState.page_size.to_string(),

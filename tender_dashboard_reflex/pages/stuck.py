@@ -7,6 +7,7 @@ import reflex as rx
 from tender_dashboard_reflex.components.layout import (
     auto_refresh,
     data_table,
+    dialog_footer,
     headers,
     page,
     state_badge,
@@ -247,16 +248,9 @@ def clean_dialog() -> rx.Component:
                 max_height="40vh",
                 margin_y="0.75em",
             ),
-            rx.flex(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=StuckState.close_clean_dialog,
-                        id="clean-cancel",
-                    ),
-                ),
+            dialog_footer(
+                StuckState.close_clean_dialog,
+                "clean-cancel",
                 rx.alert_dialog.action(
                     rx.button(
                         "Confirm",
@@ -266,8 +260,6 @@ def clean_dialog() -> rx.Component:
                         id="clean-confirm",
                     ),
                 ),
-                spacing="3",
-                justify="end",
             ),
             max_width="56em",
         ),
@@ -291,16 +283,9 @@ def force_dialog() -> rx.Component:
                 margin_y="0.75em",
                 id="force-typed",
             ),
-            rx.flex(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Cancel",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=StuckState.close_force_dialog,
-                        id="force-cancel",
-                    ),
-                ),
+            dialog_footer(
+                StuckState.close_force_dialog,
+                "force-cancel",
                 rx.button(
                     "Confirm",
                     color_scheme="red",
@@ -308,8 +293,6 @@ def force_dialog() -> rx.Component:
                     disabled=StuckState.force_typed != StuckState.force_run_id.to_string(),
                     id="force-confirm",
                 ),
-                spacing="3",
-                justify="end",
             ),
         ),
         open=StuckState.force_dialog_open,
