@@ -14,7 +14,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import math
 import socket
 import sys
 import traceback
@@ -33,7 +32,7 @@ from rich.table import Table
 from cleanup_core.accounts import ADMIN, ROLES, Accounts
 from cleanup_core.alerts import CycleReport, Monitor, run_forever
 from cleanup_core.classify import Verdict
-from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings
+from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings, validate_threshold_hours
 from cleanup_core.db import Database
 from cleanup_core.demo import load_demo
 from cleanup_core.errors import CleanupError, ConfigError
@@ -112,11 +111,9 @@ def _parse_age_hours(value: str | None, force: bool) -> float | None:
     if value is None:
         return None
     try:
-        hours = float(value)
-    except ValueError:
-        raise UsageProblem(f"--age-hours must be a number of hours, got {value!r}") from None
-    if not math.isfinite(hours) or hours <= 0:
-        raise UsageProblem(f"--age-hours must be a positive number of hours, got {value!r}")
+        hours = validate_threshold_hours(value, "--age-hours")
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
     if hours < MIN_SAFE_THRESHOLD_HOURS and not force:
         raise UsageProblem(
             f"--age-hours {value} is below {MIN_SAFE_THRESHOLD_HOURS:g} hours: large portals "

@@ -31,16 +31,26 @@ DEFAULT_DATABASE_FILE = Path("data") / "tenders.db"
 MIN_SAFE_THRESHOLD_HOURS = 12.0
 
 
-def _positive(kind: str) -> Callable[[object], float]:
+# The largest value each kind of duration may have: ten years. Anything longer is a typing
+# mistake, and it would overflow ``timedelta`` or a thread's wait instead of giving a message.
+_TEN_YEARS = {"hours": 87_600.0, "minutes": 5_256_000.0, "seconds": 315_360_000.0}
+
+
+def _positive(kind: str, maximum: float | None = None) -> Callable[[object], float]:
+    """A parser for a positive, finite number of ``kind`` up to ``maximum`` (default: ten
+    years' worth, for a duration)."""
+    limit = maximum if maximum is not None else _TEN_YEARS[kind]
+    wanted = f"must be a positive, finite number of {kind}, at most {limit:g}"
+
     def parse(value: object) -> float:
         if isinstance(value, bool):
-            raise ValueError(f"must be a positive, finite number of {kind}")
+            raise ValueError(wanted)
         try:
             number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"must be a positive, finite number of {kind}") from None
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError(f"must be a positive, finite number of {kind}")
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(wanted) from None
+        if not math.isfinite(number) or not 0 < number <= limit:
+            raise ValueError(wanted)
         return number
 
     return parse
@@ -345,8 +355,8 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "age_threshold_hours": _hours,
     "heartbeat_timeout_minutes": _positive("minutes"),
     "timezone": _timezone,
-    "busy_timeout_seconds": _positive("seconds"),
-    "max_checkpoint_mb": _positive("megabytes"),
+    "busy_timeout_seconds": _positive("seconds", 3600),
+    "max_checkpoint_mb": _positive("megabytes", 100_000),
     "heartbeat_interval_seconds": _positive("seconds"),
     "resume_command": _command("resume_command"),
     "start_command": _command("start_command"),

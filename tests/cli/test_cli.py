@@ -377,10 +377,12 @@ def test_delete_with_a_typed_confirmation(command, runs, fleet):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["scan", "--age-hours", "abc"], 2, "--age-hours must be a number of hours, got 'abc'"),
-        (["scan", "--age-hours", "-3"], 2, "--age-hours must be a positive number"),
-        (["scan", "--age-hours", "0"], 2, "--age-hours must be a positive number"),
-        (["scan", "--age-hours", "nan"], 2, "--age-hours must be a positive number"),
+        (["scan", "--age-hours", "abc"], 2, "--age-hours must be a positive, finite number"),
+        (["scan", "--age-hours", "-3"], 2, "--age-hours must be a positive, finite number"),
+        (["scan", "--age-hours", "0"], 2, "--age-hours must be a positive, finite number"),
+        (["scan", "--age-hours", "nan"], 2, "--age-hours must be a positive, finite number"),
+        (["clean", "--auto", "--age-hours", "1e11"], 2, "at most 87600, got '1e11'"),
+        (["scan", "--age-hours", "1e400"], 2, "at most 87600"),
         (["scan", "--age-hours", "6"], 2, "false positives"),
         (["scan", "--bogus"], 2, "No such option '--bogus'"),
         (["frobnicate"], 2, "No such command 'frobnicate'"),

@@ -152,3 +152,40 @@ def test_missing_config_file(tmp_path):
 def test_threshold_validation_message(value):
     with pytest.raises(ValueError, match="age_threshold_hours"):
         validate_threshold_hours(value)
+
+
+# Durations beyond ten years (one second for the busy timeout: an hour) are typing mistakes, and
+# they used to end in OverflowError deep inside timedelta or threading instead of a message.
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "1e11"),
+        ("CLEANUP_HEARTBEAT_TIMEOUT_MINUTES", "1e20"),
+        ("CLEANUP_HEARTBEAT_INTERVAL_SECONDS", "1e12"),
+        ("CLEANUP_MONITOR_INTERVAL_MINUTES", "1e300"),
+        ("CLEANUP_MONITOR_REMINDER_HOURS", "1e9"),
+        ("CLEANUP_STALL_AFTER_MINUTES", "1e15"),
+        ("CLEANUP_SESSION_HOURS", "1e8"),
+        ("CLEANUP_BUSY_TIMEOUT_SECONDS", "86400"),
+        ("CLEANUP_MAX_CHECKPOINT_MB", "1e12"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_with_the_setting_named(name, value):
+    with pytest.raises(ConfigError, match=f"{name}: .*at most") as caught:
+        Settings.load({name: value})
+    assert value in str(caught.value)
+
+
+def test_the_largest_allowed_values_still_work_end_to_end():
+    settings = Settings.load(
+        {"CLEANUP_AGE_THRESHOLD_HOURS": "87600", "CLEANUP_HEARTBEAT_TIMEOUT_MINUTES": "5256000"}
+    )
+    policy = settings.policy_for("Assam Tenders")
+    assert policy.age_threshold == timedelta(hours=87600)
+    assert policy.heartbeat_timeout == timedelta(minutes=5256000)
+
+
+@pytest.mark.parametrize("value", [1e11, "1e11", 87600.5])
+def test_a_requested_threshold_beyond_ten_years_is_a_value_error(value):
+    with pytest.raises(ValueError, match="at most 87600"):
+        validate_threshold_hours(value)
