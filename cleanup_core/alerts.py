@@ -14,8 +14,10 @@ time and outcome are recorded, so the dashboard and ``status`` can tell when the
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
@@ -74,6 +76,14 @@ class Change:
         return f"  {prefix}{label} run {self.run_id}: {self.summary}"
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """How one configured channel (one URL) fared in a cycle, by its label, never its URL."""
+
+    channel: str
+    ok: bool
+
+
 @dataclass
 class CycleReport:
     """What one cycle saw and did."""
@@ -81,16 +91,20 @@ class CycleReport:
     outcome: str  # "ok", "skipped", "error"
     detail: str = ""
     changes: list[Change] = field(default_factory=list)
-    delivered: dict[str, bool] = field(default_factory=dict)  # channel label -> delivered
+    deliveries: list[Delivery] = field(default_factory=list)  # one per URL that had news
     cleaned: list[int] = field(default_factory=list)
     started_at: datetime | None = None
+
+    @property
+    def delivery_failed(self) -> bool:
+        return any(not delivery.ok for delivery in self.deliveries)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "detail": self.detail,
             "changes": [c.__dict__ for c in self.changes],
-            "delivered": self.delivered,
+            "deliveries": [d.__dict__ for d in self.deliveries],
             "cleaned": self.cleaned,
             "started_at": self.started_at.isoformat() if self.started_at else None,
         }
@@ -170,10 +184,53 @@ def channel_key(url: str) -> str:
 
 
 def channel_label(url: str) -> str:
-    """A channel as it may appear in logs: its scheme and host, never credentials or tokens."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}"
+    """A channel as it may appear in output and logs, never with credentials or tokens: its
+    scheme, its host where that is a network address, and a short hash of the whole URL, so two
+    URLs of one service (two webhooks on one host) are told apart, e.g.
+    ``json://hooks.example.com:8443 [1f0c9a2e]`` or ``tgram [5b7d01c3]``.
+
+    For many apprise services the "host" of the URL is a token (``tgram://<bot token>``,
+    ``slack://TokenA/...``, ``pbul://<access token>``), and apprise's own privacy masking
+    (``url(privacy=True)``) still shows the first and last character of each token, user names,
+    e-mail recipients and paths. So the host is shown only when the service's apprise URL
+    templates name a ``{host}`` and the value looks like a network address (an IP address,
+    ``localhost`` or a dotted name); user, password, path and query are never shown."""
+    digest = channel_key(url)[:8]
+    match = _SCHEME.match(url.strip())
+    if match is None:
+        return f"[{digest}]"
+    scheme = match.group(1).lower()
+    address = _network_address(scheme, url.strip())
+    return f"{scheme}://{address} [{digest}]" if address else f"{scheme} [{digest}]"
+
+
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]{0,30})://", re.IGNORECASE)
+_DNS_NAME = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
+
+
+def _network_address(scheme: str, url: str) -> str | None:
+    """``host[:port]`` of a URL when that is safe to show (see ``channel_label``), else ``None``."""
+    import apprise
+
+    plugins = apprise.NotificationManager()
+    if scheme not in plugins or "host" not in plugins[scheme].template_tokens:
+        return None
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # "host:token" (the port is not a number) or a broken IPv6 literal
+        return None
+    if not host or len(host) > 253:
+        return None
+    try:
+        shown = ipaddress.ip_address(host).compressed
+    except ValueError:
+        if host != "localhost" and not _DNS_NAME.fullmatch(host):
+            return None
+        shown = host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"{shown}:{port}" if port is not None else shown
 
 
 def send_apprise(url: str, title: str, body: str) -> bool:
@@ -270,10 +327,11 @@ class Monitor:
             if changes:
                 title, body = format_notice(changes, self.settings.dashboard_url)
                 repository.insert_notice(conn, cycle_id, now, title, body)
-        report.delivered = self._deliver(cycle_id, now)
+        report.deliveries = self._deliver(cycle_id, now)
+        delivered = sum(delivery.ok for delivery in report.deliveries)
         report.detail = (
             f"{len(problems)} open problems, {len(report.changes)} changes, "
-            f"delivered to {sum(report.delivered.values())}/{len(report.delivered)} channels"
+            f"delivered to {delivered}/{len(report.deliveries)} channels"
         )
         log.info("monitor cycle: %s", report.detail)
 
@@ -327,10 +385,11 @@ class Monitor:
             ),
         )
 
-    def _deliver(self, cycle_id: int, now: datetime) -> dict[str, bool]:
-        """Send each channel everything it has not received, as one message."""
-        delivered: dict[str, bool] = {}
-        for url in self.settings.notify_urls:
+    def _deliver(self, cycle_id: int, now: datetime) -> list[Delivery]:
+        """Send each channel (each distinct URL) everything it has not received, as one
+        message."""
+        deliveries = []
+        for url in dict.fromkeys(self.settings.notify_urls):
             key, label = channel_key(url), channel_label(url)
             with self.service.db.write() as conn:
                 since = repository.channel_cursor(conn, key, cycle_id)
@@ -351,8 +410,8 @@ class Monitor:
                 log.error("notification to %s failed; it will be retried next cycle", label)
             with self.service.db.write() as conn:
                 repository.record_delivery(conn, key, notices[-1].id if ok else None, now)
-            delivered[label] = ok
-        return delivered
+            deliveries.append(Delivery(label, ok))
+        return deliveries
 
     def seconds_until_due(self, *, now: datetime | None = None) -> float:
         """How long to sleep before the next cycle is due (by the last cycle of any process,

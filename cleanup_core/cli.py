@@ -670,7 +670,7 @@ def watch(app: App, once: bool, force_cycle: bool) -> None:
     if once:
         report = monitor.run_cycle(force=force_cycle)
         _print_cycle(app, report)
-        if report.outcome == "error" or (report.delivered and not all(report.delivered.values())):
+        if report.outcome == "error" or report.delivery_failed:
             sys.exit(EXIT_FAILED)
         return
     app.err.print(f"watching every {app.settings.monitor_interval_minutes:g} min; Ctrl-C stops")
@@ -684,9 +684,9 @@ def _print_cycle(app: App, report: CycleReport) -> None:
     app.out.print(f"monitor cycle {report.outcome}: {escape(report.detail)}")
     for change in report.changes:
         app.out.print(escape(f"{change.portal_name}: {change.line().strip()}"))
-    for channel, ok in report.delivered.items():
-        outcome = "delivered" if ok else "FAILED (retried next cycle)"
-        app.out.print(f"  {escape(channel)}: {outcome}")
+    for delivery in report.deliveries:
+        outcome = "delivered" if delivery.ok else "FAILED (retried next cycle)"
+        app.out.print(f"  {escape(delivery.channel)}: {outcome}")
 
 
 # -- dashboard accounts -------------------------------------------------------------------------

@@ -5,20 +5,37 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from cleanup_core import CLEANED, CleanupService, Settings
-from cleanup_core.alerts import Monitor, current_problems, cursor_location, stalled_reason
+from cleanup_core.alerts import (
+    Delivery,
+    Monitor,
+    channel_label,
+    current_problems,
+    cursor_location,
+    stalled_reason,
+)
 from cleanup_core.checkpoints import write_checkpoint
 from cleanup_core.db import Database
 from tests.conftest import NOW, TZ, ago
+
+ROOT = Path(__file__).resolve().parents[2]
+# Channels that cannot deliver here (no internet), configured with secrets in their "host".
+TELEGRAM = "tgram://123456789:SECRETTOKEN/987654"
+SLACK = "slack://TokenA/TokenB/TokenC"
+SECRETS = ("SECRETTOKEN", "123456789", "TokenA", "TokenB", "TokenC")
 
 
 def free_port() -> int:
@@ -52,17 +69,21 @@ class Mailbox:
 
 
 class Webhook:
-    """An HTTP server on loopback that records JSON posts."""
+    """An HTTP server on loopback that records JSON posts; posts to ``failing_path`` get a 500."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, failing_path: str | None = None) -> None:
         self.posts: list[dict] = []
         received = self.posts
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
+                body = json.loads(self.rfile.read(length))
+                if self.path == failing_path:
+                    self.send_response(500)
+                else:
+                    received.append(body)
+                    self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -73,7 +94,10 @@ class Webhook:
 
     @property
     def url(self) -> str:
-        return f"json://127.0.0.1:{self.port}/hooks/tender-runs"
+        return self.url_for("/hooks/tender-runs")
+
+    def url_for(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.port}{path}"
 
     def start(self) -> Webhook:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
@@ -132,7 +156,8 @@ def test_email_lists_the_runs_that_need_attention(runs, mailbox, make_monitor):
     report = cycle(monitor)
 
     assert report.outcome == "ok"
-    assert report.delivered == {"mailto://127.0.0.1:" + str(mailbox.port): True}
+    assert report.deliveries == [Delivery(channel_label(mailbox.url), True)]
+    assert channel_label(mailbox.url).startswith(f"mailto://127.0.0.1:{mailbox.port} [")
     [message] = mailbox.messages
     assert message["To"] == "ops@example.com"
     assert "1 new dead" in message["Subject"] and "1 new resumable" in message["Subject"]
@@ -227,10 +252,12 @@ def test_a_broken_channel_is_logged_and_retried_without_blocking_others(
 
     report = cycle(monitor)
 
-    assert report.delivered[f"json://127.0.0.1:{down.port}"] is False
-    assert report.delivered[f"mailto://127.0.0.1:{mailbox.port}"] is True
+    assert report.deliveries == [
+        Delivery(channel_label(down.url), False),
+        Delivery(channel_label(mailbox.url), True),
+    ]
     assert len(mailbox.messages) == 1
-    assert f"notification to json://127.0.0.1:{down.port} failed" in caplog.text
+    assert f"notification to json://127.0.0.1:{down.port} [" in caplog.text
     assert "ops@example.com" not in caplog.text or "mailto" not in caplog.text
 
     down.start()  # the receiver is back: the next cycle delivers what it missed
@@ -239,7 +266,7 @@ def test_a_broken_channel_is_logged_and_retried_without_blocking_others(
     finally:
         down.stop()
     assert retry.changes == []
-    assert retry.delivered == {f"json://127.0.0.1:{down.port}": True}
+    assert retry.deliveries == [Delivery(channel_label(down.url), True)]
     assert len(down.posts) == 1
     assert f"NEW DEAD run {dead}" in down.posts[0]["message"]
     assert len(mailbox.messages) == 1, "the working channel is not sent the same news twice"
@@ -350,3 +377,89 @@ def test_an_expired_lease_is_taken_over(runs, webhook, make_monitor):
     assert cycle(healthy, minutes=5).outcome == "skipped"
     assert cycle(healthy, minutes=31).outcome == "ok"
     assert len(webhook.posts) == 1
+
+
+def test_each_configured_url_is_one_channel_even_on_the_same_host(runs, mailbox, make_monitor):
+    hook = Webhook(failing_path="/hooks/broken").start()
+    try:
+        ok, broken = hook.url_for("/hooks/ops"), hook.url_for("/hooks/broken")
+        dead = runs.add("Assam Tenders", started_at=ago(hours=30))
+        report = cycle(make_monitor(ok, broken, mailbox.url))
+    finally:
+        hook.stop()
+    assert [d.ok for d in report.deliveries] == [True, False, True]
+    assert len({d.channel for d in report.deliveries}) == 3, "same scheme and host, two channels"
+    assert report.detail.endswith("delivered to 2/3 channels")
+    assert [f"NEW DEAD run {dead}" in post["message"] for post in hook.posts] == [True]
+    assert len(mailbox.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "hidden"),
+    [
+        (TELEGRAM, "tgram [", (*SECRETS[:2], "987654")),
+        (SLACK, "slack [", SECRETS[2:]),
+        ("pbul://o.SecretAccessToken", "pbul [", ("SecretAccessToken",)),
+        ("ntfy://my-private-topic", "ntfy [", ("my-private-topic",)),
+        (
+            "json://bob:hunter2@hooks.example.com:8443/SECRETPATH?token=SECRETQUERY",
+            "json://hooks.example.com:8443 [",
+            ("bob", "hunter2", "SECRETPATH", "SECRETQUERY"),
+        ),
+        (
+            "mailtos://alerts:app-password@smtp.example.com?to=ops@example.com",
+            "mailtos://smtp.example.com [",
+            ("alerts", "app-password", "ops@example.com"),
+        ),
+        ("https://hooks.slack.com/services/TA1/TB2/TC3", "https [", ("TA1", "TB2", "TC3")),
+        ("json://[not-an-address/x", "json [", ("not-an-address",)),
+    ],
+)
+def test_a_channel_label_names_no_secret(url, shown, hidden):
+    label = channel_label(url)
+    assert label.startswith(shown)
+    assert not [secret for secret in hidden if secret in label]
+    assert channel_label(url + "2") != label, "a short hash of the whole URL tells URLs apart"
+
+
+def test_watch_once_counts_urls_exits_1_on_any_failure_and_prints_no_token(
+    settings, runs, mailbox, tmp_path
+):
+    hook = Webhook(failing_path="/hooks/broken").start()
+    ok, broken = hook.url_for("/hooks/ops"), hook.url_for("/hooks/broken")
+    runs.add("Assam Tenders", started_at=datetime.now(UTC) - timedelta(hours=30))
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CLEANUP_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        CLEANUP_TIMEZONE=TZ,
+        CLEANUP_DATABASE_URL=settings.database_url,
+        CLEANUP_CHECKPOINT_DIR=str(settings.checkpoint_dir),
+        CLEANUP_NOTIFY_URLS=",".join([ok, broken, mailbox.url, TELEGRAM, SLACK]),
+    )
+
+    def watch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cleanup_core", "watch", "--once", "-v", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    try:
+        first = watch()
+        again = watch("--now", "--json")
+    finally:
+        hook.stop()
+    assert first.returncode == 1, first.stderr
+    assert "delivered to 2/5 channels" in first.stdout
+    assert first.stdout.count(": delivered") == 2
+    assert first.stdout.count("FAILED (retried next cycle)") == 3
+    assert again.returncode == 1, again.stderr
+    report = json.loads(again.stdout)
+    assert [d["ok"] for d in report["deliveries"]] == [False, False, False]
+    assert report["detail"].endswith("delivered to 0/3 channels")
+    for output in (first.stdout, first.stderr, again.stdout, again.stderr):
+        assert not [secret for secret in SECRETS if secret in output], output
+        assert "/hooks/" not in output, "no URL is printed"
