@@ -18,6 +18,7 @@ from cleanup_core.errors import (
     DatabaseError,
     DatabaseLockedError,
     DatabaseUnavailableError,
+    NoRunsTableError,
     RefusedError,
     RunNotFoundError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "HistoryPage",
     "LaunchError",
     "LaunchResult",
+    "NoRunsTableError",
     "Policy",
     "PortalBusyError",
     "PortalCheck",

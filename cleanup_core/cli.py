@@ -33,7 +33,7 @@ from cleanup_core.accounts import ADMIN, ROLES, Accounts
 from cleanup_core.alerts import CycleReport, Monitor, run_forever
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings, validate_threshold_hours
-from cleanup_core.db import Database
+from cleanup_core.db import SCHEMA_VERSION
 from cleanup_core.demo import load_demo
 from cleanup_core.errors import CleanupError, ConfigError
 from cleanup_core.launcher import launch_resume, launch_start
@@ -72,7 +72,6 @@ class App:
     verbose: bool
     age_hours: float | None
     force: bool = False
-    create_missing: bool = False
     out: Console = field(init=False)
     err: Console = field(init=False)
 
@@ -85,11 +84,7 @@ class App:
 
     @cached_property
     def service(self) -> CleanupService:
-        database = Database(
-            self.settings,
-            create_missing=self.create_missing or None,
-        )
-        return CleanupService(self.settings, database=database)
+        return CleanupService(self.settings)
 
     def close(self) -> None:
         if "service" in self.__dict__:  # only if a command opened the database
@@ -132,7 +127,7 @@ def _configure_logging(verbose: bool) -> None:
     root.propagate = False
 
 
-def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]], Any]:
+def common_options() -> Callable[[Callable[..., Any]], Any]:
     """The options every command takes; the command receives an ``App`` as its first argument."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -162,8 +157,8 @@ def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]
         @click.option(
             "--force",
             is_flag=True,
-            help="Allow an --age-hours below 12 (demo: load "
-            "into a database that holds other runs).",
+            help="Allow an --age-hours below 12 (init and demo: set up a database that holds "
+            "another application's tables; demo: load into one that holds other runs).",
         )
         @click.option(
             "--json",
@@ -193,7 +188,7 @@ def common_options(create_missing: bool = False) -> Callable[[Callable[..., Any]
                 )
             except ConfigError as exc:
                 raise UsageProblem(str(exc)) from None
-            app = App(settings, as_json, verbose, hours, force, create_missing=create_missing)
+            app = App(settings, as_json, verbose, hours, force)
             try:
                 return command(app, **kwargs)
             finally:
@@ -606,12 +601,37 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 @cli.command()
-@common_options(create_missing=True)
+@common_options()
+def init(app: App) -> None:
+    """Set up this tool's tables: create them in a new (missing or empty) database, or adopt a
+    scrapers' database (one with a runs table) - additively. Safe to run again.
+
+    Every other command refuses a database without a runs table and creates nothing in it.
+    Another application's database is refused here too unless --force is given.
+    """
+    done = app.service.init_database(beside_other_tables=app.force)
+    where = app.service.db.label
+    if app.as_json:
+        app.emit_json({"database": where, "schema_version": SCHEMA_VERSION, "changes": done})
+    elif done:
+        app.out.print(escape(f"Set up {where} (schema version {SCHEMA_VERSION}):"))
+        for change in done:
+            app.out.print(f"  {change}")
+    else:
+        app.out.print(
+            escape(
+                f"{where} already has this tool's schema (version {SCHEMA_VERSION}); nothing to do."
+            )
+        )
+
+
+@cli.command()
+@common_options()
 def demo(app: App) -> None:
     """Fill the database and checkpoint folder with a demo fleet: runs in every state.
 
-    Refuses a database that holds runs other than an earlier demo's unless --force is given
-    (reloading replaces only earlier demo runs).
+    Sets the database up first, as init does. Refuses a database that holds runs other than an
+    earlier demo's unless --force is given (reloading replaces only earlier demo runs).
     """
     report = load_demo(app.service, force=app.force)
     if app.as_json:
@@ -719,7 +739,7 @@ def _accounts(app: App) -> Accounts:
     help="admin may change runs; viewer may only look.",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (one line).")
-@common_options(create_missing=True)
+@common_options()
 def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
     """Create a dashboard account NAME (the password is asked for, or read from stdin)."""
     user = _accounts(app).create_user(name, _read_password(app, password_stdin), role=role)

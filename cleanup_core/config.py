@@ -235,7 +235,6 @@ class Settings:
     dashboard_url: str | None = None
     session_hours: float = 12.0
     portals: Mapping[str, PortalOverride] = field(default_factory=dict)
-    database_is_default: bool = False
     config_file: Path | None = None
 
     @classmethod
@@ -265,7 +264,6 @@ class Settings:
                 raise TypeError(f"unknown setting {name!r}")
             if value is not None:
                 values[name] = _parse_setting(name, value, f"--{name.replace('_', '-')}")
-        is_default = "database_url" not in values
         values.setdefault("database_url", f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}")
         values["database_url"] = _absolute_sqlite_url(values["database_url"])
         values["checkpoint_dir"] = Path(values.get("checkpoint_dir", "checkpoints")).absolute()
@@ -274,7 +272,6 @@ class Settings:
         return cls(
             **values,
             portals=portals,
-            database_is_default=is_default,
             config_file=path.absolute() if path else None,
         )
 
@@ -287,7 +284,6 @@ class Settings:
         }
         if "database_url" in parsed:
             parsed["database_url"] = _absolute_sqlite_url(parsed["database_url"])
-            parsed["database_is_default"] = False
         if "checkpoint_dir" in parsed:
             parsed["checkpoint_dir"] = Path(parsed["checkpoint_dir"]).absolute()
         if "log_dir" in parsed:

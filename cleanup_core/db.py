@@ -1,10 +1,17 @@
 """Opening the database: engines, SQLite pragmas, transactions, errors, and schema adoption.
 
-Adoption runs automatically the first time a process opens a database. It is additive only: it
-creates missing tables, adds missing nullable columns and indexes, and records its version in
-``cleanup_schema``; it never renames, retypes, rewrites or drops anything. Each step checks what
-exists first, so it is idempotent and safe on every start, and it holds the database's write lock
-(SQLite) or an advisory lock (PostgreSQL) so two processes starting together do not race.
+A database is the scrapers' when it has a ``runs`` table. Opening one that has none (another
+application's database, an empty one, a typo in the path) is refused before anything is written
+to it: no table, no WAL switch, and no file where none was. The schema is created only where the
+caller may create it (``init``, the demo, a scraper's own tracker) and the database is empty or
+missing, or holds only this tool's tables.
+
+Adoption runs automatically the first time a process opens a scrapers' database. It is additive
+only: it creates missing tables, adds missing nullable columns and indexes, and records its
+version in ``cleanup_schema``; it never renames, retypes, rewrites or drops anything. Each step
+checks what exists first, so it is idempotent and safe on every start, and it holds the
+database's write lock (SQLite) or an advisory lock (PostgreSQL) so two processes starting
+together do not race.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ from alembic.operations import Operations
 from sqlalchemy import Column, Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from cleanup_core.config import Settings
 from cleanup_core.errors import (
     DatabaseError,
     DatabaseLockedError,
     DatabaseUnavailableError,
+    NoRunsTableError,
 )
 from cleanup_core.models import (
     DashboardSession,
@@ -60,21 +69,27 @@ ADOPTED_TABLES = (
     MonitorChannel.__table__,
     MonitorLease.__table__,
 )
+OWN_TABLE_NAMES = frozenset(
+    [SchemaVersion.__tablename__, *(table.name for table in ADOPTED_TABLES)]
+)
 _ADOPTION_LOCK_KEY = zlib.crc32(b"cleanup_core.schema")
+_INIT = "`python -m cleanup_core init`"
+_INIT_FORCE = "`python -m cleanup_core init --force`"
 
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease.
 SCHEMA_VERSION = 3
 
 
-def _add_missing(conn: Connection) -> None:
-    """Create missing tables, add missing nullable columns and missing indexes."""
+def _add_missing(conn: Connection) -> list[str]:
+    """Create missing tables, add missing nullable columns and missing indexes; say which."""
     existing = set(inspect(conn).get_table_names())
     ops = Operations(MigrationContext.configure(conn))
+    done = []
     for table in ADOPTED_TABLES:
         if table.name not in existing:
             table.create(conn)
-            log.info("created table %s", table.name)
+            done.append(f"created table {table.name}")
             continue
         present = {column["name"] for column in inspect(conn).get_columns(table.name)}
         if "id" in table.c and "id" not in present:
@@ -85,22 +100,31 @@ def _add_missing(conn: Connection) -> None:
         for column in table.columns:
             if column.name not in present:
                 ops.add_column(table.name, Column(column.name, column.type, nullable=True))
-                log.info("added nullable column %s.%s", table.name, column.name)
-    for table in ADOPTED_TABLES:
+                done.append(f"added column {table.name}.{column.name}")
+        indexes = {index["name"] for index in inspect(conn).get_indexes(table.name)}
         for index in table.indexes:
-            index.create(conn, checkfirst=True)
+            if index.name not in indexes:
+                index.create(conn)
+                done.append(f"added index {index.name}")
+    for step in done:
+        log.info("%s", step)
+    return done
 
 
 class Database:
-    """One database: its engine, read and write transactions, and errors in the operator's words."""
+    """One database: its engine, read and write transactions, and errors in the operator's words.
 
-    def __init__(self, settings: Settings, *, create_missing: bool | None = None):
+    ``create_missing`` lets this process create the schema where there is none yet: a missing
+    SQLite file, an empty database, or one holding only this tool's tables (``init``, the demo,
+    a scraper's own tracker, tests). Without it a database with no ``runs`` table is refused and
+    nothing is created in it; with it, a database holding another application's tables is still
+    refused (``initialize`` can be told otherwise)."""
+
+    def __init__(self, settings: Settings, *, create_missing: bool = False):
         self.settings = settings
         self.url = make_url(settings.database_url)
         self.dialect = self.url.get_backend_name()
-        self.create_missing = (
-            settings.database_is_default if create_missing is None else create_missing
-        )
+        self.create_missing = create_missing
         self._engine: Engine | None = None
         self._ready = False
         self._lock = threading.Lock()
@@ -122,29 +146,84 @@ class Database:
         if not self._ready:
             with self._lock:
                 if not self._ready:
-                    self._open()
+                    self._open(create=self.create_missing, beside_other_tables=False)
         assert self._engine is not None
         return self._engine
 
-    def _open(self) -> None:
+    def initialize(self, *, beside_other_tables: bool = False) -> list[str]:
+        """``init``: create the schema in a missing or empty database, or adopt it where a
+        ``runs`` table exists; what was done (nothing, the second time). A database holding
+        another application's tables but no ``runs`` table is refused unless
+        ``beside_other_tables``."""
+        with self._lock:
+            if self._ready:
+                assert self._engine is not None
+                with self._translated():
+                    return adopt(self._engine)
+            return self._open(create=True, beside_other_tables=beside_other_tables)
+
+    def _open(self, *, create: bool, beside_other_tables: bool) -> list[str]:
+        missing = False
         if self.is_sqlite:
             path = Path(str(self.url.database))
-            if not path.exists():
-                if not self.create_missing:
-                    raise DatabaseUnavailableError(
-                        f"The database file {path} does not exist. Check CLEANUP_DATABASE_URL "
-                        "(or --db), or create a demo database with `python -m cleanup_core demo`."
-                    )
+            missing = not path.exists()
+            if missing and not create:
+                raise DatabaseUnavailableError(
+                    f"The database file {path} does not exist. Check CLEANUP_DATABASE_URL "
+                    f"(or --db); to start a new database there run {_INIT}, or load a demo "
+                    "fleet with `python -m cleanup_core demo`."
+                )
+            if missing:
                 path.parent.mkdir(parents=True, exist_ok=True)
         engine = _make_engine(self.settings)
         try:
             with self._translated():
-                adopt(engine)
+                tables = set() if missing else self._table_names(engine)
+                if "runs" not in tables:
+                    self._check_may_create(tables, create, beside_other_tables)
+                done = adopt(engine)
         except BaseException:
             engine.dispose()
             raise
         self._engine = engine
         self._ready = True
+        return done
+
+    def _table_names(self, engine: Engine) -> set[str]:
+        """The tables there are, read without changing anything: on SQLite through a plain
+        connection, so a file that is refused is not switched to WAL."""
+        if not self.is_sqlite:
+            with engine.connect() as conn:
+                return set(inspect(conn).get_table_names())
+        probe = create_engine(
+            self.url,
+            poolclass=NullPool,
+            connect_args={"timeout": self.settings.busy_timeout_seconds},
+        )
+        try:
+            with probe.connect() as conn:
+                return set(inspect(conn).get_table_names())
+        finally:
+            probe.dispose()
+
+    def _check_may_create(self, tables: set[str], create: bool, beside_other_tables: bool) -> None:
+        """Refuse a database without a ``runs`` table unless this caller may create the schema
+        there (and, if it holds another application's tables, was told to)."""
+        others = tables - OWN_TABLE_NAMES
+        if create and (beside_other_tables or not others):
+            return
+        names = sorted(tables)
+        more = f" and {len(names) - 5} more" if names[5:] else ""
+        what = f"it holds: {', '.join(names[:5])}{more}" if names else "it is empty"
+        todo = (
+            f"to add this tool's tables next to those anyway, run {_INIT_FORCE}"
+            if others
+            else f"to set up a new database there, run {_INIT}"
+        )
+        raise NoRunsTableError(
+            f"no runs table in {self.label}; is this the scrapers' database? ({what}). Nothing "
+            f"was changed. Check CLEANUP_DATABASE_URL (or --db); {todo}."
+        )
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -289,21 +368,25 @@ def schema_version(conn: Connection) -> int:
     return int(version or 0)
 
 
-def adopt(engine: Engine) -> None:
-    """Bring the schema up to ``SCHEMA_VERSION``, additively; a no-op when it already is."""
+def adopt(engine: Engine) -> list[str]:
+    """Bring the schema up to ``SCHEMA_VERSION``, additively; what was done (nothing when it
+    already is)."""
     with engine.connect() as conn, conn.begin():
         if schema_version(conn) >= SCHEMA_VERSION:
-            return
+            return []
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADOPTION_LOCK_KEY})")
+            created = not inspect(conn).has_table(SchemaVersion.__tablename__)
             SchemaVersion.__table__.create(conn, checkfirst=True)
             version = schema_version(conn)
             if version >= SCHEMA_VERSION:
-                return  # another process adopted it while we waited for the lock
-            _add_missing(conn)
+                return []  # another process adopted it while we waited for the lock
+            done = _add_missing(conn)
+            if created:
+                done.append(f"created table {SchemaVersion.__tablename__}")
             table = SchemaVersion.__table__
             values = {"version": SCHEMA_VERSION, "updated_at": utc_now()}
             if version == 0:
@@ -311,3 +394,4 @@ def adopt(engine: Engine) -> None:
             else:
                 conn.execute(table.update().where(table.c.id == 1).values(**values))
             log.info("database schema adopted: version %d -> %d", version, SCHEMA_VERSION)
+            return done

@@ -385,9 +385,12 @@ def load_demo(
     """Fill the configured database and checkpoint folder with the demo fleet, as of ``now``
     (default: the database's clock). Earlier demo runs are replaced. Refused when the database
     holds runs that are not the demo's, unless ``force`` (they are kept, never changed), and
-    always when a checkpoint file the demo writes exists and is not the demo's own."""
+    always when a checkpoint file the demo writes exists and is not the demo's own. Sets the
+    database up first, as ``init`` does (next to another application's tables only if
+    ``force``)."""
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    service.init_database(beside_other_tables=force)
     settings = service.settings
     with service.db.read() as conn:
         now = now or repository.database_now(conn)

@@ -21,6 +21,11 @@ class DatabaseUnavailableError(DatabaseError):
     """The database file is missing or the server cannot be reached."""
 
 
+class NoRunsTableError(DatabaseError):
+    """The database has no ``runs`` table: another application's database, an empty one, or a
+    typo in the URL. Nothing was created in it."""
+
+
 class RunNotFoundError(CleanupError):
     """One or more run ids do not exist."""
 

@@ -190,6 +190,12 @@ class CleanupService:
         self.settings = settings or Settings.load()
         self.db = database or Database(self.settings)
 
+    def init_database(self, *, beside_other_tables: bool = False) -> list[str]:
+        """Create this tool's schema in a missing or empty database, or adopt it where a
+        ``runs`` table exists (``init``, the demo); what was done, nothing when it was there.
+        Another application's database is refused unless ``beside_other_tables``."""
+        return self.db.initialize(beside_other_tables=beside_other_tables)
+
     # -- judging -------------------------------------------------------------------------
 
     def clock(self, conn: Any, now: datetime | None) -> datetime:

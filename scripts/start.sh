@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything and start the dashboard on the embedded SQLite database (./data/tenders.db
-# unless CLEANUP_DATABASE_URL says otherwise).
+# Install everything, set the database up (`python -m cleanup_core init`) and start the dashboard
+# on the embedded SQLite database (./data/tenders.db unless CLEANUP_DATABASE_URL says otherwise).
 #
 #   bash scripts/start.sh --demo          # first load a demo fleet (runs in every state)
 #   bash scripts/start.sh --port 8080     # serve on another port (default 3000)
@@ -24,6 +24,10 @@ done
 
 if [ "$demo" = 1 ]; then
     python -m cleanup_core demo
+else
+    # Creates ./data/tenders.db (or adopts the scrapers' database CLEANUP_DATABASE_URL names);
+    # says what it did, changes nothing the second time, and refuses another application's.
+    python -m cleanup_core init
 fi
 
 if [ -z "$(python -m cleanup_core admin list --json 2>/dev/null | python -c 'import json,sys; print(json.load(sys.stdin) or "")')" ]; then

@@ -111,6 +111,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
     }
     env = app_env(cleanup_env)
+    _cli(env, "init")
     _cli(env, "admin", "create", ADMIN, "--password-stdin", stdin=PASSWORD + "\n")
     _cli(env, "admin", "create", VIEWER, "--role", "viewer", "--password-stdin", stdin=PASSWORD)
     settings = Settings.load(cleanup_env)

@@ -68,6 +68,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory):
     }
     settings = Settings.load(cleanup_env)
     service = CleanupService(settings, database=Database(settings))
+    service.init_database()  # a new database, set up as `python -m cleanup_core init` does
     with service.db.write() as conn:
         dead = conn.execute(
             insert(Run.__table__)

@@ -411,7 +411,8 @@ def test_missing_database_is_one_clear_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == (
         f"error: The database file {tmp_path}/no.db does not exist. Check CLEANUP_DATABASE_URL "
-        "(or --db), or create a demo database with `python -m cleanup_core demo`.\n"
+        "(or --db); to start a new database there run `python -m cleanup_core init`, or load a "
+        "demo fleet with `python -m cleanup_core demo`.\n"
     )
     assert not (tmp_path / "no.db").exists()
 

@@ -60,6 +60,7 @@ def behind_a_proxy(
     monkeypatch.setenv("CLEANUP_DATABASE_URL", url)
     backend.service.cache_clear()
     backend.accounts.cache_clear()
+    backend.service().init_database()  # a new database: set up as `python -m cleanup_core init`
     backend.accounts().create_user(ADMIN_NAME, PASSWORD)
     try:
         yield proxy, LiveRuns(backend.service())
@@ -91,3 +92,36 @@ def test_a_database_that_goes_away_is_an_error_toast_and_comes_back(behind_a_pro
     assert [row.id for row in state.dead] == [dead]
     state.open_clean_dialog()
     assert toast(state.confirm_clean()) == ("success", "Cleaned 1/1 dead runs")
+
+
+def test_another_applications_database_is_a_message_and_stays_untouched(
+    dash: Dash, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.db"
+    other = sqlite3.connect(notes)
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    other.commit()
+    other.close()
+    before = (
+        notes.read_bytes(),
+        notes.stat().st_mtime_ns,
+        sorted(p.name for p in tmp_path.iterdir()),
+    )
+    signed_in = dash.token()
+    monkeypatch.setenv("CLEANUP_DATABASE_URL", f"sqlite:///{notes}")  # a typo in the settings
+    backend.service.cache_clear()
+    backend.accounts.cache_clear()
+
+    login = make_state(LoginState, path="/login")
+    assert login.log_in({"username": ADMIN_NAME, "password": PASSWORD}) is None
+    assert login.error.startswith(f"no runs table in {notes}; is this the scrapers' database?")
+    assert "python -m cleanup_core init" in login.error
+    state = make_state(StuckState, signed_in, "/stuck")
+    level, message = toast(state.load())
+    assert level == "error"
+    assert message.startswith(f"no runs table in {notes}; is this the scrapers' database?")
+    assert (
+        notes.read_bytes(),
+        notes.stat().st_mtime_ns,
+        sorted(p.name for p in tmp_path.iterdir()),
+    ) == before

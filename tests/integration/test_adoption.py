@@ -179,11 +179,15 @@ def test_missing_database_file_is_a_clear_error(tmp_path):
     assert not (tmp_path / "nope.db").exists(), "a typo in the path must not create a database"
 
 
-def test_default_database_location_is_created(tmp_path, monkeypatch):
+def test_the_default_database_is_created_by_init_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     service = CleanupService(Settings.load({}))
+    with pytest.raises(DatabaseUnavailableError, match=r"run `python -m cleanup_core init`"):
+        service.scan()
+    assert not (tmp_path / "data").exists(), "reading never creates a database"
+    assert "created table runs" in service.init_database()
     assert service.scan().verdicts == ()
-    assert (tmp_path / "data" / "tenders.db").exists()
+    assert service.init_database() == [], "init is idempotent"
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):

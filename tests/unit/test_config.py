@@ -12,7 +12,6 @@ def test_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = Settings.load({})
     assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'tenders.db'}"
-    assert settings.database_is_default
     assert settings.checkpoint_dir == tmp_path / "checkpoints"
     assert settings.age_threshold_hours == 24
     assert settings.heartbeat_timeout_minutes == 30
@@ -29,7 +28,6 @@ def test_environment_variables(tmp_path):
     }
     settings = Settings.load(env)
     assert settings.database_url == f"sqlite:///{tmp_path}/x.db"
-    assert not settings.database_is_default
     assert settings.checkpoint_dir == tmp_path / "cp"
     assert settings.age_threshold_hours == 36
     assert settings.heartbeat_timeout_minutes == 15
