@@ -7,6 +7,10 @@ A scraper wraps one scrape in ``track_run``::
             run.add_tenders(page.tenders)  # skips tenders already stored or seen
             run.save_checkpoint(cursor=page.number)  # atomic file, after the commit
 
+Code that cannot wrap the scrape in one block (a Scrapy extension, an event loop) calls
+``run.claim()`` and later exactly one of ``run.complete()``, ``run.fail(reason)`` or
+``run.release(reason)``: the same steps the ``with`` block takes.
+
 The claim runs the pre-scrape check and acts on it in one write transaction that holds the
 portal's lock, so any number of workers starting one portal at once leave exactly one running
 run. Each run carries an ``attempt`` number, incremented on every resume; every write the worker
@@ -16,6 +20,7 @@ that froze, lost its run to a resume and woke up again can no longer write and s
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -23,7 +28,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -101,6 +106,7 @@ def track_run(
     service: CleanupService | None = None,
     resume_run_id: int | None = None,
     worker_id: str | None = None,
+    handle_sigterm: bool = True,
 ) -> TrackedRun:
     """A context manager that claims ``portal_name`` on entry (start, resume, or clean up dead
     runs then start; ``PortalBusyError`` on wait), heartbeats while the block runs, and on exit
@@ -108,7 +114,9 @@ def track_run(
 
     ``resume_run_id`` insists on resuming that run (``RefusedError`` if it is not resumable);
     without it the claim resumes whatever the pre-scrape check says to. Pass ``settings`` or a
-    ``service`` (default: ``Settings.load()``)."""
+    ``service`` (default: ``Settings.load()``). ``handle_sigterm=False`` leaves SIGTERM to the
+    caller (a framework with its own shutdown, such as Scrapy), which then ends the run with
+    ``release``."""
     if settings is not None and service is not None:
         raise ValueError("pass settings or service, not both")
     owns_service = service is None
@@ -118,11 +126,12 @@ def track_run(
         owns_service=owns_service,
         resume_run_id=resume_run_id,
         worker_id=worker_id,
+        handle_sigterm=handle_sigterm,
     )
 
 
 class TrackedRun:
-    """One run claimed by this worker. Use through ``track_run``; after entry ``run_id``,
+    """One run claimed by this worker. Use through ``track_run``; after the claim ``run_id``,
     ``attempt``, ``action``, ``resumed``, ``cursor`` and ``seen_tender_ids`` are set."""
 
     def __init__(
@@ -133,6 +142,7 @@ class TrackedRun:
         owns_service: bool = False,
         resume_run_id: int | None = None,
         worker_id: str | None = None,
+        handle_sigterm: bool = True,
     ):
         if not isinstance(portal_name, str) or not portal_name.strip():
             raise ValueError(f"portal_name must be a non-empty name, got {portal_name!r}")
@@ -142,6 +152,7 @@ class TrackedRun:
         self.actor = f"worker:{self.worker_id}"
         self._owns_service = owns_service
         self._resume_run_id = resume_run_id
+        self._handle_sigterm = handle_sigterm
         self.run_id: int = 0
         self.attempt: int = 0
         self.action: Action = Action.START
@@ -154,21 +165,37 @@ class TrackedRun:
         self.status: str | None = None
         self._tenders: list[Any] = []
         self._dirty = False
+        self._checkpoint_cursor: Any = None
         self._fenced: RunFencedError | None = None
         self._fence_lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self._old_sigterm: Any = None
         self._sigterm_installed = False
-        self._closing = False
+        self._claimed = False
+        self._ended = False
+        self._closing = False  # ending (or SIGTERM already raised): a second SIGTERM waits
 
     @property
     def resumed(self) -> bool:
         return self.action is Action.RESUME
 
+    @property
+    def fenced(self) -> RunFencedError | None:
+        """Why this worker lost its run (a write, or its heartbeat, matched no row), or
+        ``None`` while the run is still its own."""
+        return self._fenced
+
     # -- claiming ------------------------------------------------------------------------
 
     def __enter__(self) -> TrackedRun:
+        return self.claim()
+
+    def claim(self) -> TrackedRun:
+        """Claim the portal (start, resume, or clean up dead runs then start; raises
+        ``PortalBusyError`` on wait) and start heartbeating. Once only."""
+        if self._claimed:
+            raise RefusedError(f"Run {self.run_id} of {self.portal_name!r} is already claimed.")
         try:
             interval = self._heartbeat_interval()
             self._claim()
@@ -176,6 +203,8 @@ class TrackedRun:
             if self._owns_service:
                 self.service.db.dispose()
             raise
+        self._claimed = True
+        self._checkpoint_cursor = copy.deepcopy(self.cursor)
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_loop,
             args=(interval,),
@@ -183,7 +212,8 @@ class TrackedRun:
             daemon=True,
         )
         self._heartbeat_thread.start()
-        self._install_sigterm()
+        if self._handle_sigterm:
+            self._install_sigterm()
         return self
 
     def _heartbeat_interval(self) -> float:
@@ -402,15 +432,17 @@ class TrackedRun:
         return self._write_checkpoint()
 
     def _write_checkpoint(self) -> Path:
+        cursor = copy.deepcopy(self.cursor)  # the scraper may change it in place later
         path = write_checkpoint(
             self.service.settings.checkpoint_dir,
             self.portal_name,
             tenders=self._tenders,
             run_id=self.run_id,
-            cursor=self.cursor,
+            cursor=cursor,
             updated_at=utc_now().isoformat(),
         )
         self._dirty = False
+        self._checkpoint_cursor = cursor
         return path
 
     def _row(self, tender: Mapping[str, Any]) -> dict[str, Any]:
@@ -435,8 +467,11 @@ class TrackedRun:
     def _ensure_owned(self) -> None:
         if self._fenced is not None:
             raise self._fenced
-        if self.run_id == 0 or self.status is not None:
-            raise RefusedError("Use the run inside its `with track_run(...)` block.")
+        if not self._claimed or self._ended:
+            raise RefusedError(
+                "Use the run between its claim and its end (inside its `with track_run(...)` "
+                "block)."
+            )
 
     def _fence(self, conn: Any) -> RunFencedError:
         """A write matched no row: find out why, say so once, and stop heartbeating."""
@@ -470,43 +505,70 @@ class TrackedRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closing = True
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, Exception):
+            with suppress(RunFencedError):  # the block's own error is the one to raise
+                self.fail(exc)
+        else:  # Ctrl-C, SIGTERM, SystemExit: we don't know it is done, keep it resumable
+            with suppress(RunFencedError):
+                self.release("SIGTERM" if isinstance(exc, Terminated) else type(exc).__name__)
+
+    def complete(self) -> None:
+        """The scrape is done: mark the run ``completed``, with one audit event. Raises
+        ``RunFencedError`` (having written nothing) if the run is no longer this worker's."""
+        self._end(lambda: self._finish(COMPLETED, None))
+
+    def fail(self, error: BaseException | str) -> None:
+        """The scrape went wrong: mark the run ``failed``; the audit event says why (the
+        exception's type and message, or ``error`` as the reason). ``RunFencedError`` as in
+        ``complete``."""
+        self._end(lambda: self._finish(FAILED, error))
+
+    def release(self, reason: str) -> None:
+        """The scrape was interrupted (Ctrl-C, SIGTERM, a shutdown): flush the checkpoint and
+        let go of the run, which stays ``running`` and can be resumed at once; ``reason`` goes
+        into the audit event. ``RunFencedError`` as in ``complete``."""
+        self._end(lambda: self._release(reason))
+
+    def _end(self, write: Callable[[], None]) -> None:
+        """Stop heartbeating, then ``write`` the ending unless the run is no longer ours."""
+        if not self._claimed:
+            raise RefusedError(f"Portal {self.portal_name!r}: no run was claimed; nothing to end.")
+        if self._ended:
+            raise RefusedError(f"Run {self.run_id} has already ended.")
+        self._ended = self._closing = True
         try:
             self._stop.set()
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.join()
-            if exc_type is None:
-                if not self._finish(COMPLETED, None):
-                    assert self._fenced is not None
-                    raise self._fenced
-            elif self._fenced is None:  # once fenced, nothing is ours to write any more
-                if issubclass(exc_type, Exception):
-                    self._finish(FAILED, exc)
-                else:  # Ctrl-C, SIGTERM, SystemExit: we don't know it is done, keep it resumable
-                    self._release(exc_type)
+            if self._fenced is None:  # once fenced, nothing is ours to write any more
+                write()
+            if self._fenced is not None:
+                raise self._fenced
         finally:
             self._restore_sigterm()
             if self._owns_service:
                 self.service.db.dispose()
 
-    def _finish(self, status: str, error: BaseException | None) -> bool:
-        if self._fenced is not None:
-            return False
+    def _finish(self, status: str, error: BaseException | str | None) -> None:
         details: dict[str, Any] = {
             "attempt": self.attempt,
             "extracted_total_tenders": self.extracted_total,
             "skipped_existing_total": self.skipped_total,
         }
-        if error is not None:
+        if isinstance(error, BaseException):
             details["error_type"] = type(error).__qualname__
             details["error"] = str(error)[:2000]
+        elif error is not None:
+            details["reason"] = str(error)[:2000]
         with self.service.db.write() as conn:
             now = repository.database_now(conn)
             if not repository.finish_run(
                 conn, self.run_id, self.attempt, status=status, completed_at=now
             ):
                 self._fence(conn)
-                return False
+                return
             action = "complete" if status == COMPLETED else "fail"
             self._event(conn, action, now, from_status=RUNNING, to_status=status, details=details)
         self.status = status
@@ -518,17 +580,15 @@ class TrackedRun:
             self.extracted_total,
             self.skipped_total,
         )
-        return True
 
-    def _release(self, exc_type: type[BaseException]) -> None:
-        """Interrupted: flush the checkpoint, then let go of the run so it can be resumed at
-        once instead of after the heartbeat timeout. It stays ``running``."""
-        reason = "SIGTERM" if issubclass(exc_type, Terminated) else exc_type.__name__
+    def _release(self, reason: str) -> None:
+        """Flush the checkpoint, then let go of the run so it can be resumed at once instead
+        of after the heartbeat timeout. It stays ``running``."""
         with self.service.db.write() as conn:
             if not repository.record_heartbeat(conn, self.run_id, self.attempt):
                 self._fence(conn)
                 return
-        if self._dirty:
+        if self._dirty or self.cursor != self._checkpoint_cursor:
             self._write_checkpoint()
         with self.service.db.write() as conn:
             now = repository.database_now(conn)

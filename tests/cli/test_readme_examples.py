@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -134,3 +137,61 @@ def test_monitor_cron_line_runs_as_written(example):
     log = (data / "monitor.log").read_text()
     assert "monitor cycle ok" in log
     assert "NEW DEAD run 1" in log
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_scrapy_story_runs_as_written(tmp_path):
+    """Crash, busy, resume: the README's Scrapy block in bash from the checkout, with the
+    database and checkpoints in a temporary folder and the portal on a free port."""
+    story = next(block for block in code_blocks("bash") if "scrapy crawl gepnic" in block)
+    port = free_port()
+    script = story.replace("--port 8765", f"--port {port}").replace(
+        "scrapy crawl gepnic", f"scrapy crawl gepnic -s PORTAL_URL=http://127.0.0.1:{port}"
+    )
+    database = tmp_path / "tenders.db"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CLEANUP_")}
+    env |= {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        "PYTHONPATH": str(ROOT),
+        "CLEANUP_DATABASE_URL": f"sqlite:///{database}",
+        "CLEANUP_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+    }
+    log = tmp_path / "story.log"
+    with log.open("w") as output:
+        shell = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its background jobs can be stopped with it
+        )
+        try:
+            shell.wait(timeout=180)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGKILL)
+    text_out = log.read_text()
+    assert shell.returncode == 0, text_out
+    assert text_out.count("Spider closed (portal_busy)") == 1, text_out
+    assert "(attempt 2); " in text_out and "Spider closed (finished)" in text_out, text_out
+    settings = Settings.load({}, database_url=f"sqlite:///{database}")
+    service = CleanupService(settings, database=Database(settings))
+    try:
+        with service.db.read() as conn:
+            (run,) = conn.execute(text("SELECT id, status, attempt FROM runs")).all()
+            tenders = conn.execute(
+                text("SELECT count(*), count(DISTINCT tender_id) FROM tenders")
+            ).one()
+        history = [e.action for e in reversed(service.history(run_id=run.id).events)]
+    finally:
+        service.db.dispose()
+    assert (run.status, run.attempt) == ("completed", 2)
+    assert tuple(tenders) == (120, 120), "every tender once"
+    assert history == ["start", "resume", "complete"]
+    assert re.findall(r"│ (start|resume|complete) +│", text_out) == ["complete", "resume", "start"]

@@ -372,6 +372,103 @@ def test_ctrl_c_flushes_the_checkpoint_and_releases_the_run(service, runs, check
         assert runs.get(run.run_id)["released_at"] is None
 
 
+# -- explicit endings (for frameworks that cannot wrap the scrape in one block) -------------
+
+
+def test_claim_and_complete_without_a_block_leave_sigterm_alone(service, runs):
+    def framework_handler(signum, frame):
+        raise AssertionError("not called")
+
+    previous = signal.signal(signal.SIGTERM, framework_handler)
+    try:
+        run = track_run("Assam Tenders", service=service, handle_sigterm=False)
+        assert run.claim() is run
+        assert signal.getsignal(signal.SIGTERM) is framework_handler, "the framework's own"
+        assert (runs.get(run.run_id)["status"], run.fenced) == (RUNNING, None)
+        run.add_tenders(tenders("T1", "T2"))
+        run.complete()
+        assert signal.getsignal(signal.SIGTERM) is framework_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    row = runs.get(run.run_id)
+    assert (row["status"], row["extracted_total_tenders"]) == (COMPLETED, 2)
+    assert [e.action for e in events(service, run.run_id)] == ["start", "complete"]
+    with pytest.raises(RefusedError, match="already ended"):
+        run.fail("again")
+    with pytest.raises(RefusedError, match="between its claim and its end"):
+        run.add_tenders(tenders("T3"))
+    with pytest.raises(RefusedError, match="already claimed"):
+        run.claim()
+    assert [e.action for e in events(service, run.run_id)] == ["start", "complete"]
+
+
+def test_the_block_installs_its_sigterm_handler_and_restores_the_previous_one(service):
+    before = signal.getsignal(signal.SIGTERM)
+    with track_run("Assam Tenders", service=service):
+        assert signal.getsignal(signal.SIGTERM) != before
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_fail_with_a_reason_puts_it_in_the_audit_event(service, runs):
+    run = track_run("Assam Tenders", service=service, handle_sigterm=False).claim()
+    run.add_tenders(tenders("T1"))
+    run.fail("closespider_errorcount")
+    row = runs.get(run.run_id)
+    assert (row["status"], row["completed_at"] is not None) == (FAILED, True)
+    failed = events(service, run.run_id)[-1]
+    assert (failed.action, failed.to_status) == ("fail", FAILED)
+    assert failed.details["reason"] == "closespider_errorcount"
+    assert "error_type" not in failed.details
+    assert failed.details["extracted_total_tenders"] == 1
+
+
+def test_release_flushes_a_cursor_moved_without_new_tenders(service, runs, checkpoint_dir):
+    run = track_run("Assam Tenders", service=service, handle_sigterm=False).claim()
+    run.add_tenders(tenders("T1"))
+    run.save_checkpoint(cursor={"organisation": "PWD", "page": 0})
+    run.cursor["page"] = 1  # changed in place: the saved copy must not follow
+    run.release("shutdown")
+    row = runs.get(run.run_id)
+    assert (row["status"], row["released_at"] is not None) == (RUNNING, True)
+    saved = read_checkpoint(checkpoint_dir, "Assam Tenders", max_bytes=10**6)
+    assert saved.cursor == {"organisation": "PWD", "page": 1}
+    release = events(service, run.run_id)[-1]
+    assert (release.action, release.details["reason"]) == ("release", "shutdown")
+    assert [e.action for e in events(service, run.run_id)] == ["start", "release"]
+    assert service.check_portal("Assam Tenders").action is Action.RESUME
+
+
+@pytest.mark.parametrize("ending", ["complete", "fail", "release"])
+def test_an_ending_of_a_fenced_run_writes_nothing(ending, settings, service, runs, checkpoint_dir):
+    patient = settings.with_overrides(heartbeat_interval_seconds=20, heartbeat_timeout_minutes=1)
+    service_a, service_b = service_for(patient), service_for(patient)
+    try:
+        a = track_run("Assam Tenders", service=service_a, handle_sigterm=False).claim()
+        a.add_tenders(tenders("A1"))
+        runs.update(a.run_id, last_heartbeat_at=real_now() - timedelta(minutes=5))
+        b = track_run("Assam Tenders", service=service_b, handle_sigterm=False).claim()
+        b.save_checkpoint(cursor={"page": 2})
+        a.cursor = {"page": 99}
+        end = {
+            "complete": a.complete,
+            "fail": lambda: a.fail("boom"),
+            "release": lambda: a.release("shutdown"),
+        }[ending]
+        with pytest.raises(RunFencedError, match="taken over by attempt 2"):
+            end()
+        assert a.fenced is not None
+        row = runs.get(a.run_id)
+        assert (row["status"], row["attempt"], row["released_at"]) == (RUNNING, 2, None)
+        assert [e.action for e in events(service, a.run_id)] == ["start", "resume"]
+        saved = read_checkpoint(checkpoint_dir, "Assam Tenders", max_bytes=10**6)
+        assert saved.cursor == {"page": 2}, "the zombie did not overwrite its successor's file"
+        b.complete()
+    finally:
+        service_a.db.dispose()
+        service_b.db.dispose()
+    assert runs.get(a.run_id)["status"] == COMPLETED
+
+
 # -- fencing -------------------------------------------------------------------------------
 
 

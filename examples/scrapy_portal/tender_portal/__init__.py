@@ -1,0 +1,1 @@
+"""An example Scrapy project whose crawls are tracked runs (see README.md, "Scrapy")."""
