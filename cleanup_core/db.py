@@ -32,6 +32,7 @@ from cleanup_core.errors import (
 from cleanup_core.models import (
     DashboardSession,
     DashboardUser,
+    LoginFailure,
     MonitorChannel,
     MonitorCycle,
     MonitorLease,
@@ -59,12 +60,14 @@ ADOPTED_TABLES = (
     MonitorNotice.__table__,
     MonitorChannel.__table__,
     MonitorLease.__table__,
+    LoginFailure.__table__,
 )
 _ADOPTION_LOCK_KEY = zlib.crc32(b"cleanup_core.schema")
 
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
-# 3: the monitor's cycles, problems, outbox, channels and lease.
-SCHEMA_VERSION = 3
+# 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
+# dashboard's login throttling).
+SCHEMA_VERSION = 4
 
 
 def _add_missing(conn: Connection) -> None:
