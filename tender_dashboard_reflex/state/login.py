@@ -45,6 +45,7 @@ class LoginState(AuthState):
             return None
         if signed_in:
             return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))
+        self._forget_tab()  # whatever a session that is gone had loaded into this tab
         return None
 
     def _client(self) -> str | None:
@@ -59,6 +60,8 @@ class LoginState(AuthState):
 
     @rx.event
     def log_in(self, form: dict[str, Any]) -> Any:
+        if not isinstance(form, dict):  # a forged event
+            form = {}
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
         try:
