@@ -714,7 +714,8 @@ def _print_cycle(app: App, report: CycleReport) -> None:
 
 @cli.group()
 def admin() -> None:
-    """Dashboard accounts: create, set-password, list, remove (there is no sign-up page)."""
+    """Dashboard accounts: create, set-password, list, remove, unlock (there is no sign-up
+    page)."""
 
 
 def _read_password(app: App, password_stdin: bool) -> str:
@@ -780,6 +781,15 @@ def admin_remove(app: App, name: str) -> None:
     """Remove the dashboard account NAME (and end its sessions)."""
     _accounts(app).remove_user(name)
     app.out.print(escape(f"Removed account {name!r}."))
+
+
+@admin.command("unlock")
+@click.argument("name")
+@common_options()
+def admin_unlock(app: App, name: str) -> None:
+    """Lift the login delay or lockout of the account NAME after failed logins."""
+    _accounts(app).unlock(name)
+    app.out.print(escape(f"Cleared the failed logins of {name!r}; they can log in again."))
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, tzinfo
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from string import Formatter
 from typing import Any
@@ -57,6 +58,45 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
 
 
 _hours = _positive("hours")
+
+
+def _whole(kind: str, minimum: int, maximum: int) -> Callable[[object], int]:
+    """A parser for a whole number of ``kind`` from ``minimum`` to ``maximum``."""
+    wanted = f"must be a whole number of {kind} from {minimum} to {maximum}"
+
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise ValueError(wanted)
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit() or not minimum <= int(text) <= maximum:
+            raise ValueError(wanted)
+        return int(text)
+
+    return parse
+
+
+Network = IPv4Network | IPv6Network
+
+
+def _networks(value: object) -> tuple[Network, ...]:
+    """IP addresses or networks (CIDR): a list (TOML) or one comma-separated string."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        items = list(value)
+    else:
+        raise ValueError("must be a list of IP addresses or networks, or a comma-separated string")
+    networks = []
+    for item in (item.strip() for item in items):
+        if not item:
+            continue
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{item[:60]!r} is not an IP address or network (such as 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
 
 
 def validate_threshold_hours(value: object, name: str = "age_threshold_hours") -> float:
@@ -234,6 +274,12 @@ class Settings:
     monitor_in_dashboard: bool = False
     dashboard_url: str | None = None
     session_hours: float = 12.0
+    login_delay_after: int = 3
+    login_delay_seconds: float = 1.0
+    login_lockout_after: int = 10
+    login_lockout_minutes: float = 15.0
+    login_forget_after_hours: float = 24.0
+    trusted_proxies: tuple[Network, ...] = ()
     portals: Mapping[str, PortalOverride] = field(default_factory=dict)
     config_file: Path | None = None
 
@@ -365,6 +411,12 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "monitor_in_dashboard": _boolean,
     "dashboard_url": _text,
     "session_hours": _positive("hours"),
+    "login_delay_after": _whole("failed logins", 1, 1000),
+    "login_delay_seconds": _positive("seconds", 3600),
+    "login_lockout_after": _whole("failed logins", 1, 1000),
+    "login_lockout_minutes": _positive("minutes", 43_200),
+    "login_forget_after_hours": _positive("hours"),
+    "trusted_proxies": _networks,
 }
 
 

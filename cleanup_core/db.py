@@ -41,6 +41,7 @@ from cleanup_core.errors import (
 from cleanup_core.models import (
     DashboardSession,
     DashboardUser,
+    LoginFailure,
     MonitorChannel,
     MonitorCycle,
     MonitorLease,
@@ -68,6 +69,7 @@ ADOPTED_TABLES = (
     MonitorNotice.__table__,
     MonitorChannel.__table__,
     MonitorLease.__table__,
+    LoginFailure.__table__,
 )
 OWN_TABLE_NAMES = frozenset(
     [SchemaVersion.__tablename__, *(table.name for table in ADOPTED_TABLES)]
@@ -77,8 +79,9 @@ _INIT = "`python -m cleanup_core init`"
 _INIT_FORCE = "`python -m cleanup_core init --force`"
 
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
-# 3: the monitor's cycles, problems, outbox, channels and lease.
-SCHEMA_VERSION = 3
+# 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
+# dashboard's login throttling).
+SCHEMA_VERSION = 4
 
 
 def _add_missing(conn: Connection) -> list[str]:

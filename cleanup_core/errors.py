@@ -38,3 +38,12 @@ class RunNotFoundError(CleanupError):
 
 class RefusedError(CleanupError):
     """The action is not allowed for this run in its current state; nothing was changed."""
+
+
+class LoginThrottledError(CleanupError):
+    """Too many failed logins for this account or from this client: the attempt was refused
+    without checking the password."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(f"Too many failed logins; try again in {retry_after} s.")

@@ -189,6 +189,23 @@ class DashboardSession(SQLModel, table=True):
     expires_at: Any = Field(sa_column=Column("expires_at", UtcTimestamp(), nullable=False))
 
 
+class LoginFailure(SQLModel, table=True):
+    """Failed dashboard logins of one account (``kind`` "account") or one client address
+    ("client") since its last successful login: how many, and until when the next attempt is
+    refused. In the database, so every dashboard worker and a restart see the same counts."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = ({"extend_existing": True},)
+
+    kind: str = Field(sa_type=Text, primary_key=True)
+    name: str = Field(sa_type=Text, primary_key=True)
+    failures: int = Field(sa_type=Integer)
+    last_failure_at: Any = Field(
+        sa_column=Column("last_failure_at", UtcTimestamp(), nullable=False)
+    )
+    blocked_until: Any = Field(default=None, sa_column=Column("blocked_until", UtcTimestamp()))
+
+
 class MonitorCycle(SQLModel, table=True):
     """One monitoring cycle: when, by whom, and how it went (the watchdog reads this)."""
 

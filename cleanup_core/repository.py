@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from cleanup_core.models import (
     RUNNING,
     DashboardSession,
     DashboardUser,
+    LoginFailure,
     MonitorChannel,
     MonitorCycle,
     MonitorLease,
@@ -41,7 +42,7 @@ from cleanup_core.models import (
     Tender,
 )
 from cleanup_core.numbers import whole_number
-from cleanup_core.timestamps import utc_now
+from cleanup_core.timestamps import parse_timestamp, utc_now
 
 # Keeps every statement well under SQLite's and PostgreSQL's bound-parameter limits.
 CHUNK = 5000
@@ -410,6 +411,89 @@ def delete_session(conn: Connection, token_hash: str) -> None:
 
 def delete_expired_sessions(conn: Connection, now: datetime) -> int:
     return conn.execute(delete(_sessions).where(_sessions.c.expires_at <= now)).rowcount
+
+
+# -- login throttling --
+
+_login_failures = LoginFailure.__table__
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """Failed logins of one account or client (``kind``, ``name``)."""
+
+    kind: str
+    name: str
+    failures: int
+    last_failure_at: datetime | None
+    blocked_until: datetime | None
+
+
+def lock_login_failures(
+    conn: Connection, keys: Sequence[tuple[str, str]], now: datetime
+) -> list[FailureCount]:
+    """The counters of ``keys`` ((kind, name) pairs), created at zero where missing and locked
+    until the transaction ends (row locks on PostgreSQL, taken in key order so two logins never
+    deadlock; SQLite's write transaction holds its only write lock)."""
+    ordered = sorted(set(keys))
+    for kind, name in ordered:
+        _insert_ignoring_duplicates(
+            conn,
+            _login_failures,
+            {"kind": kind, "name": name, "failures": 0, "last_failure_at": now},
+        )
+    table = _login_failures
+    stmt = (
+        select(table)
+        .where(or_(*(and_(table.c.kind == kind, table.c.name == name) for kind, name in ordered)))
+        .order_by(table.c.kind, table.c.name)
+        .with_for_update()
+    )
+    return [
+        FailureCount(
+            row.kind,
+            row.name,
+            row.failures,
+            parse_timestamp(row.last_failure_at, UTC),
+            parse_timestamp(row.blocked_until, UTC),
+        )
+        for row in conn.execute(stmt)
+    ]
+
+
+def set_login_failures(
+    conn: Connection,
+    kind: str,
+    name: str,
+    *,
+    failures: int,
+    last_failure_at: datetime,
+    blocked_until: datetime | None,
+) -> None:
+    table = _login_failures
+    conn.execute(
+        update(table)
+        .where(table.c.kind == kind, table.c.name == name)
+        .values(failures=failures, last_failure_at=last_failure_at, blocked_until=blocked_until)
+    )
+
+
+def clear_login_failures(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+    table = _login_failures
+    for kind, name in keys:
+        conn.execute(delete(table).where(table.c.kind == kind, table.c.name == name))
+
+
+def prune_login_failures(conn: Connection, *, failed_before: datetime, now: datetime) -> None:
+    """Forget counters whose last failure is older than ``failed_before`` and that block
+    nothing any more."""
+    table = _login_failures
+    conn.execute(
+        delete(table).where(
+            table.c.last_failure_at < failed_before,
+            or_(table.c.blocked_until.is_(None), table.c.blocked_until <= now),
+        )
+    )
 
 
 # -- worker side (tracker) --

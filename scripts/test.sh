@@ -24,6 +24,19 @@ ensure_chromium() {
 }
 ensure_chromium
 
+# The browser tests check the README's fail2ban filter with fail2ban-regex on the dashboard's own
+# log lines. Only that tool is used, not the fail2ban service.
+ensure_fail2ban_regex() {
+    if [ -x /usr/bin/fail2ban-regex ]; then return; fi
+    echo "==> installing Debian's fail2ban (for fail2ban-regex)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fail2ban >/dev/null
+    # On a systemd machine the package starts its service; the tests need only the tool.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet fail2ban 2>/dev/null; then
+        systemctl disable --now fail2ban
+    fi
+}
+ensure_fail2ban_regex
+
 echo "==> ruff"
 ruff check .
 ruff format --check .

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cache
 
 from cleanup_core import CleanupService, Settings
-from cleanup_core.accounts import Accounts
+from cleanup_core.accounts import Accounts, LoginThrottle
 
 
 @cache
@@ -19,4 +19,8 @@ def service() -> CleanupService:
 @cache
 def accounts() -> Accounts:
     settings = service().settings
-    return Accounts(service().db, session_ttl=timedelta(hours=settings.session_hours))
+    return Accounts(
+        service().db,
+        session_ttl=timedelta(hours=settings.session_hours),
+        throttle=LoginThrottle.from_settings(settings),
+    )

@@ -7,6 +7,8 @@ optional monitor task only alerts (unless ``monitor_auto_clean`` is set).
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import threading
 
 import reflex as rx
@@ -28,6 +30,20 @@ from tender_dashboard_reflex.state.runs import RunDetailState, RunsState
 from tender_dashboard_reflex.state.stuck import StuckState
 
 
+def log_to_stderr() -> None:
+    """Timestamped lines on stderr (the journal under systemd), as the CLI writes them: every
+    warning, plus logins and logouts. The README's fail2ban filter reads the failed logins."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("cleanup_core", "tender_dashboard_reflex"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    logging.getLogger("cleanup_core").setLevel(logging.WARNING)
+    logging.getLogger("cleanup_core.accounts").setLevel(logging.INFO)
+    logging.getLogger("tender_dashboard_reflex").setLevel(logging.INFO)
+
+
 async def monitor_in_dashboard() -> None:
     """The alert-only monitor as a background task of the backend, when
     ``monitor_in_dashboard`` is on. With several workers each runs this loop; the database lease
@@ -41,6 +57,7 @@ async def monitor_in_dashboard() -> None:
         stop.set()
 
 
+log_to_stderr()
 app = rx.App()
 app.register_lifespan_task(monitor_in_dashboard)
 app.add_page(login_page, route=routes.LOGIN, title="Log in", on_load=LoginState.open_page)

@@ -60,7 +60,7 @@ def threshold_control() -> rx.Component:
         ),
         rx.cond(
             StuckState.threshold_error != "",
-            rx.text(StuckState.threshold_error, color_scheme="red", size="2"),
+            rx.text(StuckState.threshold_error, color_scheme="red", size="2", id="threshold-error"),
         ),
         rx.cond(
             StuckState.low_threshold,

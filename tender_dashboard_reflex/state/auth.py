@@ -5,6 +5,10 @@ reach the backend - a confirmation dialog is not protection. So each handler tha
 checks for a valid session, and each handler that changes anything also checks for the admin
 role, on the server, against the database (``guarded``). A refused call changes nothing and is
 logged.
+
+Reflex keeps each tab's state on the server and sends all of it to any socket that hydrates with
+the tab's token, so a tab whose session is gone (logged out, expired, ended elsewhere) is emptied:
+no page keeps the runs or history it showed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import reflex as rx
 
 from cleanup_core.accounts import ADMIN, User
 from cleanup_core.errors import CleanupError
+from cleanup_core.numbers import whole_number
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.backend import accounts
 
@@ -66,12 +71,22 @@ class AuthState(rx.State):
         """Who the audit trail names for this browser's actions."""
         return f"dashboard:{self.username}"
 
+    def _forget_tab(self) -> None:
+        """Empty this tab's state: the session, and every page's rows, filters and dialogs.
+
+        Reset from the ``AuthState`` of the tab, as every page state is one of its substates
+        (an event of ``AuthState`` has all of them loaded, also from Redis)."""
+        tab: Any = self
+        while type(tab) is not AuthState:
+            tab = tab.parent_state
+        tab.reset()
+
     @rx.event
     def log_out(self) -> Any:
         accounts().log_out(self.session_token)
         if self.username:
             log.info("dashboard logout: %s", self.username)
-        self.session_token, self.username, self.role = "", "", ""
+        self._forget_tab()
         return rx.redirect(routes.LOGIN)
 
 
@@ -90,6 +105,7 @@ def guarded(action: str, *, admin: bool) -> Callable[[Callable[..., Any]], Calla
                         return rx.toast.error(
                             "Your account can only view; ask an admin to do this."
                         )
+                    self._forget_tab()
                     return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
                 return handler(self, *args, **kwargs)
             except (CleanupError, ValueError, TypeError) as exc:  # TypeError: a forged argument
@@ -99,3 +115,46 @@ def guarded(action: str, *, admin: bool) -> Callable[[Callable[..., Any]], Calla
         return checked
 
     return decorate
+
+
+# -- event arguments ----------------------------------------------------------------------------
+# A forged event can carry any JSON value where the page sends a number. Each one is checked where
+# it enters: a clear error toast (``ValueError``, see ``guarded``), never an overflow further in.
+
+_INT64 = 2**63
+
+
+def whole_argument(value: object) -> int | None:
+    """``value`` as a 64-bit whole number (an integer, a whole float or a string of digits);
+    ``None`` for anything else: text, fractions, infinities, NaN, booleans, huge numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    elif isinstance(value, str):
+        value = whole_number(value)
+    if not isinstance(value, int) or not -_INT64 <= value < _INT64:
+        return None
+    return value
+
+
+def _shown(value: object) -> str:
+    return repr(value)[:40]
+
+
+def run_id_argument(value: object) -> int:
+    run_id = whole_argument(value)
+    if run_id is None:
+        raise ValueError(f"Not a run id: {_shown(value)}.")
+    return run_id
+
+
+def page_argument(value: object, page_count: int) -> int:
+    """A page to show: a whole number, brought within 1..``page_count`` (the list may have
+    shrunk since the button was drawn)."""
+    page = whole_argument(value)
+    if page is None:
+        raise ValueError(f"No page {_shown(value)}.")
+    return min(max(1, page), page_count)

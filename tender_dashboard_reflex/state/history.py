@@ -9,7 +9,12 @@ import reflex as rx
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded
+from tender_dashboard_reflex.state.auth import (
+    AuthState,
+    guarded,
+    page_argument,
+    run_id_argument,
+)
 
 ALL = "all"
 ACTIONS = [
@@ -81,13 +86,13 @@ class HistoryState(AuthState):
     @rx.event
     @guarded("page through the history", admin=False)
     def go_to_page(self, page: int) -> Any:
-        self.page = min(max(1, int(page)), self.page_count)
+        self.page = page_argument(page, self.page_count)
         self._fetch()
 
     @rx.event
     @guarded("revert a clean-up", admin=True)
     def ask_revert(self, run_id: int) -> Any:
-        self.revert_run_id = int(run_id)
+        self.revert_run_id = run_id_argument(run_id)
         self.revert_dialog_open = True
 
     @rx.event

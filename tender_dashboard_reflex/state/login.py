@@ -8,9 +8,10 @@ from typing import Any
 
 import reflex as rx
 
-from cleanup_core.errors import CleanupError
+from cleanup_core.accounts import client_address
+from cleanup_core.errors import CleanupError, LoginThrottledError
 from tender_dashboard_reflex import routes
-from tender_dashboard_reflex.backend import accounts
+from tender_dashboard_reflex.backend import accounts, service
 from tender_dashboard_reflex.state.auth import AuthState
 
 log = logging.getLogger("tender_dashboard_reflex")
@@ -44,14 +45,30 @@ class LoginState(AuthState):
             return None
         if signed_in:
             return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))
+        self._forget_tab()  # whatever a session that is gone had loaded into this tab
         return None
+
+    def _client(self) -> str | None:
+        """The address this browser's socket comes from; ``X-Forwarded-For`` counts only when
+        the socket's peer is one of the configured ``trusted_proxies``."""
+        router = self.router
+        return client_address(
+            router.session.client_ip,
+            router.headers.raw_headers.get("x-forwarded-for"),
+            service().settings.trusted_proxies,
+        )
 
     @rx.event
     def log_in(self, form: dict[str, Any]) -> Any:
+        if not isinstance(form, dict):  # a forged event
+            form = {}
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
         try:
-            login = accounts().log_in(username, password)
+            login = accounts().log_in(username, password, client=self._client())
+        except LoginThrottledError as exc:  # refused unchecked (and logged) after failures
+            self.error = str(exc)
+            return None
         except CleanupError as exc:  # database locked or down: say so, keep the form
             log.warning("dashboard login could not be checked: %s", exc)
             self.error = str(exc)

@@ -9,7 +9,7 @@ import reflex as rx
 from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.reports import PortalRow, portal_rows
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded
+from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
 
 
 class PortalsState(AuthState):
@@ -36,7 +36,7 @@ class PortalsState(AuthState):
     @rx.event
     @guarded("resume a run", admin=True)
     def resume(self, run_id: int) -> Any:
-        launched = launch_resume(service(), int(run_id), actor=self._actor())
+        launched = launch_resume(service(), run_id_argument(run_id), actor=self._actor())
         self._fetch()
         return rx.toast.success(launched.message, duration=10000)
 

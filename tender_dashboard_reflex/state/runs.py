@@ -10,7 +10,7 @@ from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow, portal_names, run_detail, runs_page
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded
+from tender_dashboard_reflex.state.auth import AuthState, guarded, page_argument
 
 ALL = "all"
 STATUS_CHOICES = [ALL, RUNNING, COMPLETED, FAILED, CLEANED]
@@ -106,7 +106,7 @@ class RunsState(AuthState):
     @rx.event
     @guarded("page through runs", admin=False)
     def go_to_page(self, page: int) -> Any:
-        self.page = min(max(1, int(page)), self.page_count)
+        self.page = page_argument(page, self.page_count)
         self._fetch()
 
     @rx.event

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,13 +10,14 @@ from typing import Any
 import reflex as rx
 
 from cleanup_core.classify import Verdict
-from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS
+from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
 from cleanup_core.launcher import launch_resume
 from cleanup_core.timestamps import duration
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded
+from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
 
 PRESETS = (24, 36, 48)
+THRESHOLD = "The threshold"
 # The browser gets at most this many rows per table (oldest first) and in the preview; counts
 # and the clean-up itself cover every run. After an outage there may be thousands.
 SHOW_LIMIT = 100
@@ -60,8 +60,16 @@ def stuck_row(verdict: Verdict) -> StuckRow:
     )
 
 
+def _hours_text(hours: float) -> str:
+    return str(int(hours)) if hours.is_integer() else str(hours)
+
+
 class StuckState(AuthState):
+    # What is in the threshold box, and the last valid threshold typed or chosen (``None``: the
+    # default), which the tables and a clean-up use while the box holds something invalid.
     threshold_text: str = ""
+    requested_hours: float | None = None
+    _valid_text: str = ""
     default_threshold: float = 24.0
     resumable: list[StuckRow] = []
     dead: list[StuckRow] = []
@@ -88,39 +96,30 @@ class StuckState(AuthState):
 
     @rx.var
     def threshold_hours(self) -> float:
-        """The threshold in use: the typed value when it is valid, else the default."""
-        try:
-            hours = float(self.threshold_text)
-        except ValueError:
-            return self.default_threshold
-        return hours if math.isfinite(hours) and hours > 0 else self.default_threshold
+        """The threshold in use: the last valid one typed or chosen, else the default."""
+        return self.default_threshold if self.requested_hours is None else self.requested_hours
 
     @rx.var
     def threshold_error(self) -> str:
+        """Why the box's value is not used (the core's own check), or ""."""
         if self.threshold_text.strip() == "":
             return ""
         try:
-            hours = float(self.threshold_text)
-        except ValueError:
-            return "Enter a number of hours."
-        if not math.isfinite(hours) or hours <= 0:
-            return "Enter a positive number of hours."
+            validate_threshold_hours(self.threshold_text, THRESHOLD)
+        except ValueError as exc:
+            return f"{exc}; still using {_hours_text(self.threshold_hours)} h."
         return ""
 
     @rx.var
     def low_threshold(self) -> bool:
         return self.threshold_hours < MIN_SAFE_THRESHOLD_HOURS
 
-    def _requested_threshold(self) -> float | None:
-        return (
-            None
-            if self.threshold_error or not self.threshold_text.strip()
-            else (self.threshold_hours)
-        )
+    def _use_threshold(self, hours: float | None, text: str) -> None:
+        self.requested_hours, self.threshold_text, self._valid_text = hours, text, text
 
     def _scan(self) -> list[Verdict]:
         """Judge every running run; keep the first rows of each table. Returns the dead."""
-        summary = service().scan(self._requested_threshold())
+        summary = service().scan(self.requested_hours)
         dead, resumable, attention = summary.dead, summary.resumable, summary.attention
         self.dead = [stuck_row(v) for v in dead[:SHOW_LIMIT]]
         self.resumable = [stuck_row(v) for v in resumable[:SHOW_LIMIT]]
@@ -134,6 +133,8 @@ class StuckState(AuthState):
     @guarded("open the stuck-runs panel", admin=False)
     def load(self) -> Any:
         self.default_threshold = service().settings.age_threshold_hours
+        if self.threshold_error:  # a reload never keeps a broken value
+            self.threshold_text = self._valid_text
         self._scan()
 
     @rx.event
@@ -144,14 +145,25 @@ class StuckState(AuthState):
     @rx.event
     @guarded("change the threshold", admin=False)
     def set_threshold(self, value: str) -> Any:
-        self.threshold_text = str(value)[:20]
-        if not self.threshold_error:
-            self._scan()
+        """What is typed in the box: a valid value (or nothing, for the default) rescans; an
+        invalid one is explained under the box and the tables keep the last valid threshold."""
+        text = str(value)[:20]
+        if not text.strip():
+            self._use_threshold(None, text)
+        else:
+            try:
+                hours = validate_threshold_hours(text, THRESHOLD)
+            except ValueError:
+                self.threshold_text = text  # threshold_error says why
+                return
+            self._use_threshold(hours, text)
+        self._scan()
 
     @rx.event
     @guarded("change the threshold", admin=False)
-    def use_preset(self, hours: int) -> Any:
-        self.threshold_text = str(int(hours))
+    def use_preset(self, hours: float) -> Any:
+        valid = validate_threshold_hours(hours, THRESHOLD)
+        self._use_threshold(valid, _hours_text(valid))
         self._scan()
 
     @rx.event
@@ -191,7 +203,7 @@ class StuckState(AuthState):
         self.preview, self.preview_by_portal, self.preview_total = [], [], 0
         self._preview_ids = []
         result = service().cleanup_runs(
-            ids, actor=self._actor(), age_threshold_hours=self._requested_threshold()
+            ids, actor=self._actor(), age_threshold_hours=self.requested_hours
         )
         self.last_result = result.message
         self.left_alone = [f"run {i}: {why}" for i, why in result.left_alone.items()]
@@ -207,20 +219,21 @@ class StuckState(AuthState):
     @rx.event
     @guarded("clean up a run", admin=True)
     def cleanup_one(self, run_id: int) -> Any:
+        run_id = run_id_argument(run_id)
         result = service().cleanup_runs(
-            [int(run_id)], actor=self._actor(), age_threshold_hours=self._requested_threshold()
+            [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours
         )
         self._scan()
         if result.cleaned:
             return rx.toast.success(f"Cleaned up run {run_id}.")
-        return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[int(run_id)]}")
+        return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[run_id]}")
 
     # -- Force clean-up (typed confirmation) ----------------------------------------------------
 
     @rx.event
     @guarded("force a clean-up", admin=True)
     def open_force_dialog(self, run_id: int) -> Any:
-        self.force_run_id = int(run_id)
+        self.force_run_id = run_id_argument(run_id)
         self.force_typed = ""
         self.force_dialog_open = True
 
@@ -252,5 +265,5 @@ class StuckState(AuthState):
     @rx.event
     @guarded("resume a run", admin=True)
     def resume(self, run_id: int) -> Any:
-        launched = launch_resume(service(), int(run_id), actor=self._actor())
+        launched = launch_resume(service(), run_id_argument(run_id), actor=self._actor())
         return rx.toast.success(launched.message, duration=10000)

@@ -109,6 +109,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "CLEANUP_LOG_DIR": str(work / "launch-logs"),
         "CLEANUP_RESUME_COMMAND": f"{recorder} resume {{portal}} {{run_id}}",
         "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
+        # The third failed login in a row locks (test_abuse.py); a test that fails once and
+        # then logs in is unaffected.
+        "CLEANUP_LOGIN_LOCKOUT_AFTER": "3",
     }
     env = app_env(cleanup_env)
     _cli(env, "init")

@@ -501,3 +501,23 @@ def test_help_lists_every_command():
         "--verbose",
     ):
         assert option in clean_help
+
+
+def test_admin_unlock_lifts_a_login_lockout(invoke, service):
+    from cleanup_core.accounts import Accounts, LoginThrottle
+    from cleanup_core.errors import LoginThrottledError
+
+    password = "correct horse battery staple"
+    assert invoke("admin", "create", "alice", "--password-stdin", input=password).exit_code == 0
+    strict = Accounts(service.db, throttle=LoginThrottle(delay_after=1, lockout_after=1))
+    assert strict.log_in("alice", "a wrong guess", client="203.0.113.7") is None
+    with pytest.raises(LoginThrottledError):
+        strict.log_in("alice", password, client="198.51.100.2")
+
+    result = invoke("admin", "unlock", "alice")
+
+    assert result.exit_code == 0
+    assert "Cleared the failed logins of 'alice'" in result.output
+    assert strict.log_in("alice", password, client="198.51.100.2") is not None
+    unknown = invoke("admin", "unlock", "nobody")
+    assert unknown.exit_code != 0 and "No user 'nobody'" in unknown.output

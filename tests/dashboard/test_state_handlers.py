@@ -380,7 +380,7 @@ def test_an_unusable_threshold_is_explained_and_keeps_the_last_scan(
     state.set_threshold("36")
     state.set_threshold(typed)
     assert state.threshold_error != ""
-    assert state.threshold_hours == 24.0  # the default is what a clean-up would use
+    assert state.threshold_hours == 36.0  # the last valid one: what a clean-up would use
     assert ids(state.dead) == [fleet["dead_old"]]  # not rescanned with a bad value
 
 

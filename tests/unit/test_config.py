@@ -187,3 +187,59 @@ def test_the_largest_allowed_values_still_work_end_to_end():
 def test_a_requested_threshold_beyond_ten_years_is_a_value_error(value):
     with pytest.raises(ValueError, match="at most 87600"):
         validate_threshold_hours(value)
+
+
+def test_login_throttling_defaults_and_settings():
+    from ipaddress import ip_network
+
+    defaults = Settings.load({})
+    assert (defaults.login_delay_after, defaults.login_delay_seconds) == (3, 1.0)
+    assert (defaults.login_lockout_after, defaults.login_lockout_minutes) == (10, 15.0)
+    assert defaults.login_forget_after_hours == 24.0
+    assert defaults.trusted_proxies == ()
+    settings = Settings.load(
+        {
+            "CLEANUP_LOGIN_DELAY_AFTER": "5",
+            "CLEANUP_LOGIN_DELAY_SECONDS": "0.5",
+            "CLEANUP_LOGIN_LOCKOUT_AFTER": "20",
+            "CLEANUP_LOGIN_LOCKOUT_MINUTES": "60",
+            "CLEANUP_LOGIN_FORGET_AFTER_HOURS": "48",
+            "CLEANUP_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1",
+        }
+    )
+    assert (settings.login_delay_after, settings.login_delay_seconds) == (5, 0.5)
+    assert (settings.login_lockout_after, settings.login_lockout_minutes) == (20, 60.0)
+    assert settings.login_forget_after_hours == 48.0
+    assert settings.trusted_proxies == (
+        ip_network("127.0.0.1/32"),
+        ip_network("10.0.0.0/8"),
+        ip_network("::1/128"),
+    )
+
+
+def test_trusted_proxies_from_the_toml_file(tmp_path):
+    from ipaddress import ip_network
+
+    path = write_toml(tmp_path, 'trusted_proxies = ["192.0.2.10", "2001:db8::/32"]\n')
+    settings = Settings.load({}, config_file=path)
+    assert settings.trusted_proxies == (ip_network("192.0.2.10/32"), ip_network("2001:db8::/32"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("CLEANUP_LOGIN_DELAY_AFTER", "0", "whole number of failed logins from 1 to 1000"),
+        ("CLEANUP_LOGIN_DELAY_AFTER", "2.5", "whole number"),
+        ("CLEANUP_LOGIN_LOCKOUT_AFTER", "1e9", "from 1 to 1000"),
+        ("CLEANUP_LOGIN_LOCKOUT_AFTER", "many", "whole number"),
+        ("CLEANUP_LOGIN_DELAY_SECONDS", "1e11", "at most 3600"),
+        ("CLEANUP_LOGIN_DELAY_SECONDS", "-1", "positive"),
+        ("CLEANUP_LOGIN_LOCKOUT_MINUTES", "1e20", "at most 43200"),
+        ("CLEANUP_LOGIN_FORGET_AFTER_HOURS", "nan", "finite"),
+        ("CLEANUP_TRUSTED_PROXIES", "proxy.internal", "not an IP address or network"),
+        ("CLEANUP_TRUSTED_PROXIES", "10.0.0.0/33", "not an IP address or network"),
+    ],
+)
+def test_bad_login_throttling_settings_are_refused(name, value, fragment):
+    with pytest.raises(ConfigError, match=f"{name}: .*{fragment}"):
+        Settings.load({name: value})
