@@ -508,6 +508,7 @@ def test_admin_unlock_lifts_a_login_lockout(invoke, service):
     from cleanup_core.errors import LoginThrottledError
 
     password = "correct horse battery staple"
+    assert invoke("init").exit_code == 0
     assert invoke("admin", "create", "alice", "--password-stdin", input=password).exit_code == 0
     strict = Accounts(service.db, throttle=LoginThrottle(delay_after=1, lockout_after=1))
     assert strict.log_in("alice", "a wrong guess", client="203.0.113.7") is None
