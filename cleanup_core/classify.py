@@ -6,9 +6,11 @@ Pure functions: facts read from the database, what the checkpoint proves, the po
 - alive: heartbeat fresher than the heartbeat timeout, and the worker has not released the run
   (on Ctrl-C/SIGTERM the tracker records ``released_at``). Never touched, whatever its age.
 - young: no fresh heartbeat and younger than the age threshold: it may still be starting -> wait.
-- resumable: not alive, and progress (extracted or skipped > 0) or a checkpoint with tender data.
+- resumable: not alive, and progress (extracted or skipped > 0), tenders stored under its id (a
+  legacy scraper may update its counters only at the end), or a checkpoint with tender data.
   A run that never sent a heartbeat must also be past the threshold (it may still be running).
-- dead: not alive, past the threshold, no progress (NULL counts as 0), no checkpoint with data.
+- dead: not alive, past the threshold, no progress (NULL counts as 0), no stored tenders, no
+  checkpoint with data.
 - attention: what would be dead but cannot be ruled out: unreadable checkpoint or counters,
   unknown start time, a start in the future, or a portal excluded from clean-up. Never cleaned
   automatically; a person decides.
@@ -73,6 +75,9 @@ class RunFacts(NamedTuple):
     worker_id: str | None = None
     attempt: object = None
     released_at: object = None
+    # How many tenders the run has stored (counted by the service only for runs that would
+    # otherwise be dead; None: not counted).
+    stored_tenders: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,11 @@ class Verdict:
         return _attempt(self.facts.attempt)
 
     @property
+    def stored_tenders(self) -> int | None:
+        """Tenders stored under the run's id; ``None`` when they were not counted."""
+        return self.facts.stored_tenders
+
+    @property
     def action(self) -> Action:
         return ACTION_FOR_STATE[self.state]
 
@@ -164,6 +174,7 @@ class Verdict:
             "age_threshold_hours": round(self.policy.age_threshold_hours, 2),
             "checkpoint": self.checkpoint.to_dict(),
             "checkpoint_tenders": self.checkpoint_tenders,
+            "stored_tenders": self.stored_tenders,
             "reasons": [reason.to_dict() for reason in self.reasons],
             "summary": self.summary,
         }
@@ -239,13 +250,18 @@ def classify(
             worker_rule = ("heartbeat_lost",)
         else:
             worker_rule = ()
-        # 2. Evidence of work done: counters and the checkpoint.
+        # 2. Evidence of work done: counters, stored tenders and the checkpoint.
         progress = (extracted or 0) > 0 or (skipped or 0) > 0
         counters_unknown = extracted is None or skipped is None
         progress_rule = (
             "progress" if progress else "counters_unreadable" if counters_unknown else "no_progress"
         )
-        evidence = progress or checkpoint.is_evidence_for(facts.id)
+        stored = facts.stored_tenders
+        if stored is None:
+            tenders_rule: tuple[str, ...] = ()
+        else:
+            tenders_rule = ("tenders_stored",) if stored > 0 else ("no_tenders_stored",)
+        evidence = progress or bool(stored) or checkpoint.is_evidence_for(facts.id)
         # 3. Age against the threshold.
         if start_problem or started is None:
             problems = {"start_unknown": start_problem or "is not recorded"}
@@ -256,7 +272,8 @@ def classify(
             age_rule = "young"
         else:
             age_rule = "old"
-        rules = (*worker_rule, progress_rule, _checkpoint_rule(checkpoint, facts.id), age_rule)
+        checkpoint_rule = _checkpoint_rule(checkpoint, facts.id)
+        rules = (*worker_rule, progress_rule, *tenders_rule, checkpoint_rule, age_rule)
         # 4. The verdict.
         is_old = age_rule == "old"
         if evidence and (is_old or heartbeat is not None or was_released):
@@ -314,6 +331,14 @@ def _explain(v: Verdict, rule: str) -> Reason:
                 else "no progress: 0 extracted, 0 skipped"
             )
             return Reason(rule, message, {"extracted": v.extracted, "skipped": v.skipped})
+        case "tenders_stored" | "no_tenders_stored":
+            count = v.stored_tenders or 0
+            message = (
+                f"{count} tender{'' if count == 1 else 's'} stored"
+                if count
+                else "no tenders stored"
+            )
+            return Reason(rule, message, {"stored_tenders": count})
         case "young" | "old":
             age = v.now - v.started_at if v.started_at is not None else timedelta(0)
             hours = max(age.total_seconds() / 3600, 0.0)

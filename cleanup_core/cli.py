@@ -287,6 +287,11 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
     return table
 
 
+def _print_notes(app: App, summary: StuckRunSummary) -> None:
+    for note in summary.notes:
+        app.out.print(f"[yellow]{escape(note)}[/yellow]")
+
+
 def _print_summary(app: App, summary: StuckRunSummary) -> None:
     out = app.out
     for title, verdicts, style in (
@@ -306,6 +311,7 @@ def _print_summary(app: App, summary: StuckRunSummary) -> None:
         f"dead: {counts['dead_count']}  attention: {counts['attention_count']}  "
         f"(total stuck: {counts['total_stuck']}; threshold {summary.age_threshold_hours:g} h)"
     )
+    _print_notes(app, summary)
 
 
 def _print_result(app: App, result: CleanupResult) -> None:
@@ -400,8 +406,9 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
     if auto:
         result = _clean_in_batches(app, dead)
         if app.as_json:
-            app.emit_json({"dry_run": False, **result.to_dict()})
+            app.emit_json({"dry_run": False, **result.to_dict(), "notes": list(summary.notes)})
         else:
+            _print_notes(app, summary)
             _print_result(app, result)
         return
     _print_summary(app, summary)
@@ -435,7 +442,8 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
 @common_options()
 def status(app: App, fail_if_dead: bool) -> None:
     """Count dead and resumable runs (exit code 3 with --fail-if-dead when any are dead)."""
-    summary = app.service.scan(app.age_hours).to_dict()
+    scanned = app.service.scan(app.age_hours)
+    summary = scanned.to_dict()
     counts = {
         key: summary[key]
         for key in (
@@ -447,6 +455,7 @@ def status(app: App, fail_if_dead: bool) -> None:
             "running_count",
             "total_stuck",
             "age_threshold_hours",
+            "notes",
         )
     }
     monitor = Monitor(app.service).status()
@@ -474,6 +483,7 @@ def status(app: App, fail_if_dead: bool) -> None:
         )
         line = monitor.describe(app.settings.timezone)
         app.out.print(f"[red]{escape(line)}[/red]" if monitor.late else escape(line))
+        _print_notes(app, scanned)
     if fail_if_dead and counts["dead_count"]:
         sys.exit(EXIT_DEAD_RUNS)
 
@@ -540,7 +550,8 @@ def revert(app: App, run_id: str) -> None:
 def history(
     app: App, portal: str | None, run_id: str | None, actions: tuple[str, ...], limit: int
 ) -> None:
-    """The audit trail, newest first."""
+    """The audit trail, newest first. --run shows the events of the run that has that id now;
+    a deleted run's events are listed as "N (deleted)"."""
     page = app.service.history(
         portal_name=portal,
         run_id=_run_id(run_id) if run_id else None,
@@ -558,7 +569,7 @@ def history(
         table.add_row(
             str(event.id),
             when.strftime("%Y-%m-%d %H:%M:%S") if when else "?",
-            str(event.run_id),
+            f"{event.run_id} (deleted)" if event.run_deleted else str(event.run_id),
             escape(event.portal_name or ""),
             escape(event.action),
             escape(event.actor),

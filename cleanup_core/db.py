@@ -26,7 +26,18 @@ from typing import Any
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Column, Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -41,6 +52,8 @@ from cleanup_core.errors import (
 from cleanup_core.models import (
     DashboardSession,
     DashboardUser,
+    DeletedRun,
+    DemoRun,
     LoginFailure,
     MonitorChannel,
     MonitorCycle,
@@ -70,6 +83,8 @@ ADOPTED_TABLES = (
     MonitorChannel.__table__,
     MonitorLease.__table__,
     LoginFailure.__table__,
+    DeletedRun.__table__,
+    DemoRun.__table__,
 )
 OWN_TABLE_NAMES = frozenset(
     [SchemaVersion.__tablename__, *(table.name for table in ADOPTED_TABLES)]
@@ -80,7 +95,8 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
-# dashboard's login throttling).
+# dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
+# never inherits it) and demo_runs.
 SCHEMA_VERSION = 4
 
 
@@ -364,6 +380,28 @@ def _configure_sqlite(engine: Engine, *, busy_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _record_earlier_deletions(conn: Connection) -> None:
+    """Version 4: watermarks for the runs deleted before the tool kept them, from their delete
+    events. Every event up to a delete event is the deleted run's; its tenders are known only
+    while no run has that id again (then every tender linked to the id is the deleted runs'),
+    otherwise they stay with the run that has the id now."""
+    deleted, events = DeletedRun.__table__, RunEvent.__table__
+    runs, tenders = Run.__table__, Tender.__table__
+    id_is_free = ~exists().where(runs.c.id == events.c.run_id)
+    highest_tender = (
+        select(func.max(tenders.c.id)).where(tenders.c.run_id == events.c.run_id).scalar_subquery()
+    )
+    rows = select(
+        events.c.run_id,
+        events.c.portal_name,
+        events.c.created_at,
+        events.c.id,
+        case((id_is_free, highest_tender)),
+    ).where(events.c.action == "delete")
+    columns = ["run_id", "portal_name", "deleted_at", "last_event_id", "last_tender_id"]
+    conn.execute(deleted.insert().from_select(columns, rows))
+
+
 def schema_version(conn: Connection) -> int:
     if not inspect(conn).has_table(SchemaVersion.__tablename__):
         return 0
@@ -390,6 +428,8 @@ def adopt(engine: Engine) -> list[str]:
             done = _add_missing(conn)
             if created:
                 done.append(f"created table {SchemaVersion.__tablename__}")
+            if version < 4:
+                _record_earlier_deletions(conn)
             table = SchemaVersion.__table__
             values = {"version": SCHEMA_VERSION, "updated_at": utc_now()}
             if version == 0:

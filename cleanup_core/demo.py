@@ -8,8 +8,12 @@ up, a run whose checkpoint is corrupt, and a run cleaned up earlier (with its au
 demo's partly scraped runs hold exactly its first pages, so resuming them ends with exactly the
 tenders an uninterrupted scrape would have stored.
 
-Every demo run's ``worker_id`` starts with ``demo:``; loading the demo again replaces those runs
-(with their tenders and events) and refuses a database holding other runs unless forced.
+The demo marks each run it writes (``demo_runs``: the run's id, portal and start time, and the
+highest tender and event ids already linked to that id). Loading the demo again replaces exactly
+the runs that are still the ones it marked, with only the tenders and events they wrote; it
+refuses a database holding other runs unless forced, and never touches them. Run ids are never
+assumed fresh: a run that got a demo run's id, or a deleted run whose id the demo got, keeps its
+rows. Every demo run's ``worker_id`` starts with ``demo:``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from cleanup_core.checkpoints import checkpoint_path, read_checkpoint, write_che
 from cleanup_core.errors import RefusedError
 from cleanup_core.models import COMPLETED, FAILED, RUNNING
 from cleanup_core.service import CleanupService
-from cleanup_core.timestamps import utc_now
+from cleanup_core.timestamps import parse_timestamp, utc_now
 
 if TYPE_CHECKING:
     from cleanup_core.tracker import TrackedRun
@@ -345,6 +349,7 @@ class _Fleet:
                 row["last_progress_at"] = started_at
         row |= values
         run_id = repository.insert_run(self.conn, row)
+        repository.mark_demo_run(self.conn, run_id, portal_name=portal, started_at=started_at)
         repository.insert_tenders(
             self.conn, [{**t, "run_id": run_id, "portal_name": portal} for t in tenders]
         )
@@ -392,20 +397,20 @@ def load_demo(
         raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
     service.init_database(beside_other_tables=force)
     settings = service.settings
-    with service.db.read() as conn:
-        now = now or repository.database_now(conn)
-        foreign = repository.count_runs_not_started_by(conn, DEMO_PREFIX)
-        previous = repository.run_ids_started_by(conn, DEMO_PREFIX)
-    if foreign and not force:
-        raise RefusedError(
-            f"The database {service.db.label} already holds {foreign} runs that are not the "
-            "demo's. Load the demo into another database, or force it to add the demo next to "
-            "them (they are kept as they are)."
-        )
-    _refuse_foreign_checkpoints(service, set(previous))
-    as_of = now.astimezone(settings.timezone).date()
     with service.db.write() as conn:
-        repository.delete_runs_with_their_data(conn, previous)
+        now = now or repository.database_now(conn)
+        previous, stale = _own_runs(service, conn)
+        foreign = repository.count_runs(conn) - len(previous)
+        if foreign and not force:
+            raise RefusedError(
+                f"The database {service.db.label} already holds {foreign} runs that are not the "
+                "demo's. Load the demo into another database, or force it to add the demo next "
+                "to them (they are kept as they are)."
+            )
+        _refuse_foreign_checkpoints(service, set(previous))
+        as_of = now.astimezone(settings.timezone).date()
+        repository.forget_demo_marks(conn, stale)
+        repository.delete_demo_runs(conn, previous)
         fleet = _Fleet(conn, now)
         checkpoint_tenders = _write_fleet(service, fleet, as_of)
         # Before the commit: no other process ever sees these runs without their checkpoints
@@ -429,6 +434,36 @@ def load_demo(
         replaced_runs=len(previous),
         loaded_at=now,
     )
+
+
+def _own_runs(service: CleanupService, conn: Any) -> tuple[list[int], list[int]]:
+    """The ids of the runs that are still the demo's, and of demo marks whose run is gone or is
+    someone else's now (same id, another portal or start time). Demo runs written before the
+    demo marked them (``demo:`` workers, on ids no deleted run had) are marked first."""
+    tz = service.settings.timezone
+
+    def instant(raw: object) -> datetime | None:
+        try:
+            return parse_timestamp(raw, tz)
+        except ValueError:
+            return None
+
+    for run in repository.unmarked_runs_of_worker(conn, DEMO_PREFIX):
+        started = instant(run.started_at)
+        if started is not None and run.portal_name is not None:
+            repository.mark_demo_run(
+                conn, run.id, portal_name=run.portal_name, started_at=started, fresh=False
+            )
+    own: list[int] = []
+    stale: list[int] = []
+    for mark in repository.demo_marks(conn):
+        same = (
+            mark.run_exists
+            and mark.run_portal == mark.portal_name
+            and instant(mark.run_started_at) == instant(mark.started_at)
+        )
+        (own if same else stale).append(mark.run_id)
+    return own, stale
 
 
 def _refuse_foreign_checkpoints(service: CleanupService, demo_run_ids: set[int]) -> None:
@@ -556,9 +591,14 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
         started_at=cleaned_at - threshold - 1 * hours,
         tracked=False,
     )
+    (cleaned,) = fleet.runs["cleaned"]
     check, facts = service.check_portal_locked(fleet.conn, "Haryana eProcurement", now=cleaned_at)
     service.clean_locked(
-        fleet.conn, check.runs, facts, actor=f"{DEMO_PREFIX}nightly-cleanup", now=cleaned_at
+        fleet.conn,
+        [v for v in check.runs if v.run_id == cleaned],  # never another run of the portal
+        facts,
+        actor=f"{DEMO_PREFIX}nightly-cleanup",
+        now=cleaned_at,
     )
     finished("Haryana eProcurement", "scraper-02:4471", now - 2 * days, 2 * hours)
 

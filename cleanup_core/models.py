@@ -146,6 +146,42 @@ class RunEvent(SQLModel, table=True):
     details: str | None = Field(default=None, sa_type=Text)
 
 
+class DeletedRun(SQLModel, table=True):
+    """What belonged to a run when a person deleted its record. Run ids can be handed out again
+    (SQLite reuses the highest id; legacy scrapers insert their own), so a later run with the
+    same id owns only the events and tenders with ids above the latest watermarks for that id;
+    the rows at or below them stay the deleted run's."""
+
+    __tablename__ = "deleted_runs"
+    __table_args__ = (
+        Index("ix_deleted_runs_run_id", "run_id", "last_event_id", "last_tender_id"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(sa_type=RunId)
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    deleted_at: Any = Field(sa_column=Column("deleted_at", UtcTimestamp(), nullable=False))
+    last_event_id: int | None = Field(default=None, sa_type=BigInteger)  # its delete event
+    last_tender_id: int | None = Field(default=None, sa_type=BigInteger)  # NULL: none stored
+
+
+class DemoRun(SQLModel, table=True):
+    """A run the demo fleet wrote, so reloading the demo replaces exactly its own rows. The
+    portal and start time identify the row (a run someone else inserted under the same id, after
+    the demo run was removed without the tool, is not the demo's); the floors are the highest
+    tender and event ids already linked to the id when the demo took it, which stay untouched."""
+
+    __tablename__ = "demo_runs"
+    __table_args__ = ({"extend_existing": True},)
+
+    run_id: int = Field(primary_key=True, sa_type=RunId, sa_column_kwargs={"autoincrement": False})
+    portal_name: str = Field(sa_type=Text)
+    started_at: Any = Field(sa_column=Column("started_at", UtcTimestamp(), nullable=False))
+    tender_floor: int = Field(default=0, sa_type=BigInteger)
+    event_floor: int = Field(default=0, sa_type=BigInteger)
+
+
 class SchemaVersion(SQLModel, table=True):
     """Which of the tool's additive schema steps this database has had."""
 

@@ -179,7 +179,7 @@ def _facts(row: Mapping[str, Any]) -> RunFacts:
     return RunFacts(**{name: row[name] for name in RUN_FACT_FIELDS})
 
 
-RUN_FACT_FIELDS = RunFacts._fields
+RUN_FACT_FIELDS = tuple(column.name for column in repository.FACT_COLUMNS)
 
 
 def _run_row(row: Mapping[str, Any], state: str, fmt: Formatter) -> RunRow:
@@ -229,9 +229,10 @@ def runs_page(
             limit=page_size,
             offset=(page - 1) * page_size,
         )
-    mappings = [r._mapping for r in rows]
-    running = [_facts(r) for r in mappings if r["status"] == RUNNING]
-    states = {v.run_id: v.state.value for v in service.judge(running, now, None)}
+        mappings = [r._mapping for r in rows]
+        running = [_facts(r) for r in mappings if r["status"] == RUNNING]
+        verdicts, _ = service.judge_with_tenders(conn, running, now, None)
+    states = {v.run_id: v.state.value for v in verdicts}
     fmt = Formatter(service, now)
     return RunsPage(
         rows=[_run_row(r, states.get(r["id"], ""), fmt) for r in mappings],
@@ -253,6 +254,7 @@ class EventRow:
     created_at: str
     summary: str
     revertible: bool = False
+    run_deleted: bool = False  # shown as "run N (deleted)": a later run may have the id
 
 
 @dataclass
@@ -267,11 +269,11 @@ class RunDetail:
 
 def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
     """Audit events for display; a clean-up is revertible when it is its run's latest
-    clean-up or revert and the run still has the status the clean-up gave it."""
+    clean-up or revert (a deleted run's never are)."""
     tz = service.settings.timezone
     latest: dict[int, int] = {}
     for event in events:
-        if event.action in ("cleanup", "revert"):
+        if event.action in ("cleanup", "revert") and not event.run_deleted:
             latest[event.run_id] = max(latest.get(event.run_id, 0), event.id)
     rows = []
     for event in events:
@@ -302,7 +304,10 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
                 if event.created_at
                 else "",
                 summary=summary[:500],
-                revertible=event.action == "cleanup" and latest.get(event.run_id) == event.id,
+                revertible=event.action == "cleanup"
+                and not event.run_deleted
+                and latest.get(event.run_id) == event.id,
+                run_deleted=event.run_deleted,
             )
         )
     return rows
@@ -325,10 +330,12 @@ def run_detail(
     with service.db.read() as conn:
         now = service.clock(conn, now)
         rows = repository.run_rows(conn, [run_id])
+        running = [_facts(row) for row in rows if row["status"] == RUNNING]
+        verdicts, _ = service.judge_with_tenders(conn, running, now, None)
     if not rows:
         return None
     row = rows[0]
-    verdict = service.judge([_facts(row)], now, None)[0] if row["status"] == RUNNING else None
+    verdict = verdicts[0] if verdicts else None
     settings = service.settings
     checkpoint = inspect_checkpoint(
         settings.checkpoint_dir, row["portal_name"] or "", max_bytes=settings.max_checkpoint_bytes

@@ -17,10 +17,13 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     insert,
+    inspect,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +34,8 @@ from cleanup_core.models import (
     RUNNING,
     DashboardSession,
     DashboardUser,
+    DeletedRun,
+    DemoRun,
     LoginFailure,
     MonitorChannel,
     MonitorCycle,
@@ -50,6 +55,8 @@ CHUNK = 5000
 _runs = Run.__table__
 _events = RunEvent.__table__
 _tenders = Tender.__table__
+_deleted = DeletedRun.__table__
+_demo = DemoRun.__table__
 
 FACT_COLUMNS = (
     _runs.c.id,
@@ -88,6 +95,93 @@ def database_now(conn: Connection) -> datetime:
     return utc_now()
 
 
+# -- which rows a run id links: its current incarnation's --
+#
+# A run id can be handed out again after its run was deleted (SQLite reuses the highest id;
+# legacy scrapers insert runs with ids of their own). ``delete_runs`` records, per deleted run,
+# the highest event and tender id it owned (``deleted_runs``); the run that has the id now owns
+# only the rows above the latest of those watermarks. Every query that links rows to a run by
+# its id goes through these conditions.
+
+
+def _floor(watermark: Any, run_id: Any) -> Any:
+    """SQL: the highest id of ``watermark``'s kind that a deleted run with ``run_id`` owned
+    (0 when none was deleted)."""
+    return (
+        select(func.coalesce(func.max(watermark), 0))
+        .where(_deleted.c.run_id == run_id)
+        .scalar_subquery()
+    )
+
+
+def _current(table: Any, watermark: Any, run_id: Any) -> Any:
+    """SQL: ``table``'s rows linked to the run that has ``run_id`` now. ``run_id`` is a number,
+    or a column of an enclosing statement (the floor then looks up the row's own run id, so
+    the subquery correlates with ``table`` however deep the nesting)."""
+    key = run_id if isinstance(run_id, int) else table.c.run_id
+    return and_(table.c.run_id == run_id, table.c.id > _floor(watermark, key))
+
+
+def _current_events(run_id: Any) -> Any:
+    """SQL: the audit events of the run that has ``run_id`` now."""
+    return _current(_events, _deleted.c.last_event_id, run_id)
+
+
+def _current_tenders(run_id: Any) -> Any:
+    """SQL: the tenders stored by the run that has ``run_id`` now."""
+    return _current(_tenders, _deleted.c.last_tender_id, run_id)
+
+
+# An event at or below a deletion watermark of its run id belongs to a deleted run.
+_RUN_DELETED = (
+    exists()
+    .where(_deleted.c.run_id == _events.c.run_id, _deleted.c.last_event_id >= _events.c.id)
+    .label("run_deleted")
+)
+
+
+def tenders_link_runs(conn: Connection) -> bool:
+    """Whether the ``tenders`` table has a ``run_id`` column, so stored tenders can be counted
+    per run. (Adoption adds it, but the operator's own table may have been replaced since.)"""
+    inspector = inspect(conn)
+    if not inspector.has_table(_tenders.name):
+        return False
+    return any(column["name"] == "run_id" for column in inspector.get_columns(_tenders.name))
+
+
+def stored_tenders_query(run_ids: Sequence[int] | None = None) -> Any:
+    """How many tenders each of ``run_ids`` stored (its current incarnation's): one indexed
+    count (``ix_tenders_run_id``), grouped by run. Without ``run_ids``: the statement with an
+    expanding ``ids`` parameter, built once (it runs in every pre-scrape check)."""
+    ids = bindparam("ids", expanding=True) if run_ids is None else run_ids
+    floors = (
+        select(_deleted.c.run_id, func.max(_deleted.c.last_tender_id).label("floor"))
+        .where(_deleted.c.run_id.in_(ids))
+        .group_by(_deleted.c.run_id)
+        .subquery()
+    )
+    return (
+        select(_tenders.c.run_id, func.count().label("stored"))
+        .select_from(_tenders.outerjoin(floors, floors.c.run_id == _tenders.c.run_id))
+        .where(_tenders.c.run_id.in_(ids), _tenders.c.id > func.coalesce(floors.c.floor, 0))
+        .group_by(_tenders.c.run_id)
+    )
+
+
+_STORED_TENDERS = stored_tenders_query()
+
+
+def stored_tender_counts(conn: Connection, run_ids: Sequence[int]) -> dict[int, int] | None:
+    """Tenders stored per run (runs without any are left out), or ``None`` when the
+    ``tenders`` table cannot link tenders to runs."""
+    if not tenders_link_runs(conn):
+        return None
+    counts: dict[int, int] = {}
+    for chunk in _chunks(run_ids):
+        counts.update(conn.execute(_STORED_TENDERS, {"ids": list(chunk)}).all())
+    return counts
+
+
 # The two hot reads (every scan, every pre-scrape check), built once.
 _RUNNING = select(*FACT_COLUMNS).where(_runs.c.status == RUNNING).order_by(_runs.c.id)
 _RUNNING_OF_PORTAL = _RUNNING.where(_runs.c.portal_name == bindparam("portal"))
@@ -121,7 +215,7 @@ def _facts(result: CursorResult[Any]) -> list[RunFacts]:
     """Rows straight from the driver's cursor: no result processing is needed (the columns
     come back raw by design), and skipping it halves the cost of a scan."""
     try:
-        return [RunFacts._make(row) for row in result.cursor.fetchall()]
+        return [RunFacts(*row) for row in result.cursor.fetchall()]
     finally:
         result.close()
 
@@ -163,14 +257,17 @@ def mark_cleaned(
     require_no_progress: bool = True,
 ) -> list[int]:
     """Compare-and-set clean-up: only rows that are still running, without a heartbeat newer
-    than ``heartbeat_cutoff`` and (unless a person forces it) still without progress change.
-    A live worker is never cut off, even when forced. Returns the ids that changed."""
+    than ``heartbeat_cutoff`` and (unless a person forces it) still without progress (counters,
+    stored tenders) change. A live worker is never cut off, even when forced. Returns the ids
+    that changed."""
     guards = [_runs.c.status == RUNNING, no_live_worker(heartbeat_cutoff)]
     if require_no_progress:
         guards += [
             _no_progress(_runs.c.extracted_total_tenders),
             _no_progress(_runs.c.skipped_existing_total),
         ]
+        if tenders_link_runs(conn):
+            guards.append(~exists().where(_current_tenders(_runs.c.id)))
     cleaned: list[int] = []
     for chunk in _chunks(run_ids):
         stmt = (
@@ -213,6 +310,42 @@ def delete_finished_runs(conn: Connection, run_ids: Sequence[int]) -> int:
     return deleted
 
 
+def record_deletions(
+    conn: Connection, portals: Mapping[int, str | None], *, deleted_at: datetime
+) -> None:
+    """After deleting the runs ``portals`` names (id -> portal) and writing their delete events:
+    remember the highest event id (the delete event) and tender id each one owned, so a run that
+    gets the id later inherits neither; and drop their demo marks (the demo never replaces a
+    deleted run's rows)."""
+    ids = list(portals)
+    last_event: dict[int, int] = {}
+    last_tender: dict[int, int] = {}
+    link_tenders = tenders_link_runs(conn)
+    for chunk in _chunks(ids):
+        newest = select(_events.c.run_id, func.max(_events.c.id)).where(_events.c.run_id.in_(chunk))
+        last_event.update(conn.execute(newest.group_by(_events.c.run_id)).all())
+        if link_tenders:
+            newest = select(_tenders.c.run_id, func.max(_tenders.c.id)).where(
+                _tenders.c.run_id.in_(chunk)
+            )
+            last_tender.update(conn.execute(newest.group_by(_tenders.c.run_id)).all())
+        conn.execute(delete(_demo).where(_demo.c.run_id.in_(chunk)))
+    if ids:
+        conn.execute(
+            insert(_deleted),
+            [
+                {
+                    "run_id": run_id,
+                    "portal_name": portals[run_id],
+                    "deleted_at": deleted_at,
+                    "last_event_id": last_event.get(run_id),
+                    "last_tender_id": last_tender.get(run_id),
+                }
+                for run_id in ids
+            ],
+        )
+
+
 _EVENT_COLUMNS = (
     "run_id",
     "portal_name",
@@ -252,15 +385,33 @@ def insert_events(conn: Connection, events: Iterable[dict[str, Any]]) -> None:
 
 
 def latest_event(conn: Connection, run_id: int, actions: Sequence[str]) -> Any:
+    """The newest of the run's events with one of ``actions`` (never a deleted run's)."""
     if not _storable(run_id):
         return None
     stmt = (
         select(_events)
-        .where(_events.c.run_id == run_id, _events.c.action.in_(actions))
+        .where(_current_events(run_id), _events.c.action.in_(actions))
         .order_by(_events.c.id.desc())
         .limit(1)
     )
     return conn.execute(stmt).first()
+
+
+def events_filter(
+    *,
+    portal_name: str | None = None,
+    run_id: int | None = None,
+    actions: Sequence[str] | None = None,
+) -> Any:
+    """SQL: the events of a portal, of the run that has ``run_id`` now, with these actions."""
+    conditions = []
+    if portal_name is not None:
+        conditions.append(_events.c.portal_name == portal_name)
+    if run_id is not None:
+        conditions.append(_current_events(run_id))
+    if actions:
+        conditions.append(_events.c.action.in_(actions))
+    return and_(true(), *conditions)
 
 
 def events_page(
@@ -272,19 +423,19 @@ def events_page(
     limit: int,
     offset: int = 0,
 ) -> tuple[list[Any], int]:
-    """One page of the audit trail, newest first, and how many events match in all."""
-    conditions = []
-    if portal_name is not None:
-        conditions.append(_events.c.portal_name == portal_name)
-    if run_id is not None:
-        if not _storable(run_id):
-            return [], 0
-        conditions.append(_events.c.run_id == run_id)
-    if actions:
-        conditions.append(_events.c.action.in_(actions))
-    where = and_(True, *conditions)
+    """One page of the audit trail, newest first, and how many events match in all. Each row
+    says whether its run was deleted since (``run_deleted``)."""
+    if run_id is not None and not _storable(run_id):
+        return [], 0
+    where = events_filter(portal_name=portal_name, run_id=run_id, actions=actions)
     total = conn.execute(select(func.count()).select_from(_events).where(where)).scalar_one()
-    stmt = select(_events).where(where).order_by(_events.c.id.desc()).limit(limit).offset(offset)
+    stmt = (
+        select(_events, _RUN_DELETED)
+        .where(where)
+        .order_by(_events.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
     return list(conn.execute(stmt)), total
 
 
@@ -631,9 +782,10 @@ def stored_tender_ids(conn: Connection, portal_name: str, tender_ids: Sequence[s
 
 
 def run_tenders(conn: Connection, run_id: int) -> list[dict[str, Any]]:
-    """The tenders a run stored, oldest first, as dicts of ``TENDER_COLUMNS``."""
+    """The tenders a run stored (not those of a deleted run that had its id), oldest first, as
+    dicts of ``TENDER_COLUMNS``."""
     columns = [_tenders.c[name] for name in TENDER_COLUMNS]
-    stmt = select(*columns).where(_tenders.c.run_id == run_id).order_by(_tenders.c.id)
+    stmt = select(*columns).where(_current_tenders(run_id)).order_by(_tenders.c.id)
     return [dict(row._mapping) for row in conn.execute(stmt)]
 
 
@@ -642,29 +794,97 @@ def insert_tenders(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         conn.execute(insert(_tenders), list(rows))
 
 
-def count_runs_not_started_by(conn: Connection, worker_prefix: str) -> int:
-    """How many runs a worker whose id starts with ``worker_prefix`` did not write."""
-    stmt = select(func.count()).where(
-        or_(
-            _runs.c.worker_id.is_(None),
-            ~_runs.c.worker_id.startswith(worker_prefix, autoescape=True),
+# -- the demo fleet's own rows --
+
+
+def count_runs(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(_runs)).scalar_one()
+
+
+def demo_marks(conn: Connection) -> list[Any]:
+    """Every demo mark with the run row that has its id now, if any (``run_portal``,
+    ``run_started_at``; ``run_exists``), for the demo to tell its own runs from others'."""
+    stmt = (
+        select(
+            _demo,
+            (_runs.c.id.is_not(None)).label("run_exists"),
+            _runs.c.portal_name.label("run_portal"),
+            _runs.c.started_at.label("run_started_at"),
+        )
+        .select_from(_demo.outerjoin(_runs, _runs.c.id == _demo.c.run_id))
+        .order_by(_demo.c.run_id)
+    )
+    return list(conn.execute(stmt))
+
+
+def unmarked_runs_of_worker(conn: Connection, worker_prefix: str) -> list[Any]:
+    """Runs written by workers whose id starts with ``worker_prefix`` that carry no demo mark
+    and whose id no deleted run had (the demo's rows from before it marked them)."""
+    stmt = select(_runs.c.id, _runs.c.portal_name, _runs.c.started_at).where(
+        _runs.c.worker_id.startswith(worker_prefix, autoescape=True),
+        ~exists().where(_demo.c.run_id == _runs.c.id),
+        ~exists().where(_deleted.c.run_id == _runs.c.id),
+    )
+    return list(conn.execute(stmt.order_by(_runs.c.id)))
+
+
+def mark_demo_run(
+    conn: Connection, run_id: int, *, portal_name: str, started_at: datetime, fresh: bool = True
+) -> None:
+    """Mark ``run_id`` as the demo's. ``fresh``: the demo just inserted it, so the tenders and
+    events already linked to the id are someone else's and stay below its floors; otherwise
+    (a demo run written before the marks existed) everything linked to it is the demo's."""
+    if fresh:
+        tender_floor: Any = _floor_of(_tenders, run_id)
+        event_floor: Any = _floor_of(_events, run_id)
+    else:
+        tender_floor = event_floor = 0
+    conn.execute(
+        insert(_demo).values(
+            run_id=run_id,
+            portal_name=portal_name,
+            started_at=started_at,
+            tender_floor=tender_floor,
+            event_floor=event_floor,
         )
     )
-    return conn.execute(stmt).scalar_one()
 
 
-def run_ids_started_by(conn: Connection, worker_prefix: str) -> list[int]:
-    stmt = select(_runs.c.id).where(_runs.c.worker_id.startswith(worker_prefix, autoescape=True))
-    return list(conn.execute(stmt.order_by(_runs.c.id)).scalars())
+def _floor_of(table: Any, run_id: int) -> Any:
+    """SQL: the highest id among ``table``'s rows linked to ``run_id`` (0: none)."""
+    return (
+        select(func.coalesce(func.max(table.c.id), 0))
+        .where(table.c.run_id == run_id)
+        .scalar_subquery()
+    )
 
 
-def delete_runs_with_their_data(conn: Connection, run_ids: Sequence[int]) -> None:
-    """Remove runs together with their tenders and audit events. Only for the demo fleet's own
-    rows, which a person asked to replace; the tool never does this to real runs."""
+def delete_demo_runs(conn: Connection, run_ids: Sequence[int]) -> None:
+    """Remove the demo's own runs with the tenders and events each wrote: only rows above the
+    run's demo floors and in its current incarnation. Only for runs the demo marked (and still
+    are the ones it marked), which a person asked to replace; the tool never does this to real
+    runs."""
     for chunk in _chunks(run_ids):
-        conn.execute(delete(_tenders).where(_tenders.c.run_id.in_(chunk)))
-        conn.execute(delete(_events).where(_events.c.run_id.in_(chunk)))
+        for table, demo_floor, watermark in (
+            (_tenders, _demo.c.tender_floor, _deleted.c.last_tender_id),
+            (_events, _demo.c.event_floor, _deleted.c.last_event_id),
+        ):
+            own_floor = select(demo_floor).where(_demo.c.run_id == table.c.run_id)
+            conn.execute(
+                delete(table).where(
+                    table.c.run_id.in_(chunk),
+                    table.c.id > own_floor.scalar_subquery(),
+                    table.c.id > _floor(watermark, table.c.run_id),
+                )
+            )
         conn.execute(delete(_runs).where(_runs.c.id.in_(chunk)))
+        conn.execute(delete(_demo).where(_demo.c.run_id.in_(chunk)))
+
+
+def forget_demo_marks(conn: Connection, run_ids: Sequence[int]) -> None:
+    """Drop demo marks whose run is gone or is not the demo's any more; its rows stay."""
+    for chunk in _chunks(run_ids):
+        conn.execute(delete(_demo).where(_demo.c.run_id.in_(chunk)))
 
 
 # -- monitor --

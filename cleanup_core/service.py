@@ -29,6 +29,11 @@ log = logging.getLogger("cleanup_core")
 DEFAULT_ACTOR = "api"
 MAX_PAGE = 1000
 
+TENDERS_NOT_LINKED = (
+    "note: stored tenders are not progress evidence here: the tenders table has no run_id "
+    "column, so runs were judged by their counters, heartbeat and checkpoint only"
+)
+
 
 @dataclass(frozen=True)
 class StuckRunSummary:
@@ -37,6 +42,7 @@ class StuckRunSummary:
     verdicts: tuple[Verdict, ...]
     checked_at: datetime
     age_threshold_hours: float
+    notes: tuple[str, ...] = ()  # what the operator should know about how runs were judged
 
     def of(self, state: RunState) -> list[Verdict]:
         return [v for v in self.verdicts if v.state is state]
@@ -70,6 +76,7 @@ class StuckRunSummary:
             "running_count": len(self.verdicts),
             "age_threshold_hours": self.age_threshold_hours,
             "checked_at": self.checked_at.isoformat(),
+            "notes": list(self.notes),
         }
 
 
@@ -135,6 +142,7 @@ class AuditEvent:
     to_status: str | None
     created_at: datetime | None
     details: dict[str, Any]
+    run_deleted: bool = False  # the run was deleted since; a later run may have its id
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +155,7 @@ class AuditEvent:
             "to_status": self.to_status,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "details": self.details,
+            "run_deleted": self.run_deleted,
         }
 
 
@@ -226,6 +235,33 @@ class CleanupService:
             verdicts.append(classify(run, checkpoint=checkpoint, policy=policy, now=now, tz=tz))
         return verdicts
 
+    def judge_with_tenders(
+        self,
+        conn: Any,
+        facts: Sequence[RunFacts],
+        now: datetime,
+        age_threshold_hours: float | None,
+    ) -> tuple[list[Verdict], tuple[str, ...]]:
+        """``judge``, then count the stored tenders of the runs that would otherwise be dead (one
+        indexed query, so a scan stays cheap) and judge those again with them: tenders in the
+        database are progress. Returns the verdicts and notes for the operator (stored tenders
+        could not be counted)."""
+        verdicts = self.judge(facts, now, age_threshold_hours)
+        candidates = [i for i, v in enumerate(verdicts) if v.state is RunState.DEAD]
+        if not candidates:
+            return verdicts, ()
+        counts = repository.stored_tender_counts(conn, [verdicts[i].run_id for i in candidates])
+        if counts is None:
+            return verdicts, (TENDERS_NOT_LINKED,)
+        tz = self.settings.timezone
+        for i in candidates:
+            v = verdicts[i]
+            counted = v.facts._replace(stored_tenders=counts.get(v.run_id, 0))
+            verdicts[i] = classify(
+                counted, checkpoint=v.checkpoint, policy=v.policy, now=now, tz=tz
+            )
+        return verdicts, ()
+
     def _portal_context(
         self, name: object, age_threshold_hours: float | None
     ) -> tuple[str | None, Policy, CheckpointInfo]:
@@ -265,9 +301,12 @@ class CleanupService:
         with self.db.read() as conn:
             now = self.clock(conn, now)
             facts = repository.running_facts(conn, portal_name=portal_name)
-        verdicts = self.judge(facts, now, threshold)
+            verdicts, notes = self.judge_with_tenders(conn, facts, now, threshold)
         return StuckRunSummary(
-            tuple(verdicts), now, threshold if threshold else self.settings.age_threshold_hours
+            tuple(verdicts),
+            now,
+            threshold if threshold else self.settings.age_threshold_hours,
+            notes,
         )
 
     def check_portal(
@@ -295,10 +334,11 @@ class CleanupService:
         now: datetime | None = None,
     ) -> CleanupResult:
         """Mark the given runs ``Timeout - Auto-cleaned`` if they are dead now, in one
-        transaction. Each run is judged again with fresh facts while the rows are locked, and
-        the UPDATE re-checks status, progress and heartbeat, so a run that changed since it was
-        shown is left alone. ``force`` (a person's explicit decision) also cleans resumable and
-        attention runs, never alive or young ones."""
+        transaction. Each run is judged again with fresh facts (and stored tenders) while the
+        rows are locked, and the UPDATE re-checks status, progress, stored tenders and
+        heartbeat, so a run that changed since it was shown is left alone. ``force`` (a
+        person's explicit decision) also cleans resumable and attention runs, never alive or
+        young ones."""
         ids = _checked_ids(run_ids)
         threshold = self._threshold(age_threshold_hours)
         if not ids:
@@ -309,7 +349,8 @@ class CleanupService:
         with self.db.write() as conn:
             now = self.clock(conn, now)
             facts = repository.running_facts(conn, run_ids=ids, lock=True)
-            verdicts = {v.run_id: v for v in self.judge(facts, now, threshold)}
+            judged, _ = self.judge_with_tenders(conn, facts, now, threshold)
+            verdicts = {v.run_id: v for v in judged}
             targets = [v for v in verdicts.values() if v.state in allowed]
             cleaned = self.clean_locked(conn, targets, facts, actor=actor, now=now, force=force)
             left_alone = self._why_left_alone(conn, ids, cleaned, verdicts, allowed)
@@ -370,7 +411,8 @@ class CleanupService:
         """The pre-scrape verdict inside the caller's write transaction, reading the portal's
         running rows under lock so they cannot change before it ends (the worker's claim)."""
         facts = repository.running_facts(conn, portal_name=portal_name, lock=True)
-        return decide_portal(portal_name, self.judge(facts, now, None), now), facts
+        verdicts, _ = self.judge_with_tenders(conn, facts, now, None)
+        return decide_portal(portal_name, verdicts, now), facts
 
     def _cleanup_event(
         self, verdict: Verdict, previous_completed_at: Any, actor: str, now: datetime, force: bool
@@ -410,7 +452,9 @@ class CleanupService:
             if run_id in verdicts:
                 verdict = verdicts[run_id]
                 if verdict.state in allowed:
-                    why[run_id] = "changed while being cleaned (progress or heartbeat)"
+                    why[run_id] = (
+                        "changed while being cleaned (progress, stored tenders or heartbeat)"
+                    )
                 else:
                     why[run_id] = f"{verdict.state.value}: {verdict.summary}"
             elif run_id in statuses:
@@ -501,7 +545,9 @@ class CleanupService:
         self, run_ids: Iterable[int], *, confirm: bool = False, actor: str = DEFAULT_ACTOR
     ) -> int:
         """Delete run records that are not running; tenders are never deleted. All or nothing:
-        an unknown or running run refuses the whole request. Needs ``confirm=True``."""
+        an unknown or running run refuses the whole request. Needs ``confirm=True``. What each
+        run owned (its events, its tenders) is recorded with it, so a later run that gets the
+        same id inherits none of it and the demo never replaces it."""
         ids = _checked_ids(run_ids)
         if not confirm:
             raise RefusedError("Deleting run records is permanent: pass confirm=True to do it.")
@@ -543,6 +589,9 @@ class CleanupService:
                     for row in rows
                 ),
             )
+            repository.record_deletions(
+                conn, {row["id"]: row["portal_name"] for row in rows}, deleted_at=now
+            )
         log.info("deleted %d run records by %s: %s", deleted, actor, ", ".join(map(str, ids)))
         return deleted
 
@@ -563,7 +612,9 @@ class CleanupService:
         limit: int = 50,
         offset: int = 0,
     ) -> HistoryPage:
-        """The audit trail, newest first."""
+        """The audit trail, newest first. ``run_id`` selects the events of the run that has
+        that id now; a deleted run's events stay in the unfiltered trail, marked
+        ``run_deleted``."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -598,6 +649,7 @@ class CleanupService:
             to_status=row.to_status,
             created_at=created,
             details=details if isinstance(details, dict) else {"value": details},
+            run_deleted=bool(row.run_deleted),
         )
 
 
@@ -635,7 +687,10 @@ def decide_portal(
         best = max(
             resumable,
             key=lambda v: (
-                v.checkpoint_tenders + (v.extracted or 0) + (v.skipped or 0),
+                v.checkpoint_tenders
+                + (v.stored_tenders or 0)
+                + (v.extracted or 0)
+                + (v.skipped or 0),
                 v.run_id,
             ),
         )

@@ -24,7 +24,18 @@ def history_row(event: EventRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.id),
         rx.table.cell(event.created_at, white_space="nowrap"),
-        rx.table.cell(rx.link(event.run_id, href=routes.RUN + "?id=" + event.run_id.to_string())),
+        rx.table.cell(
+            rx.cond(
+                event.run_deleted,  # a later run may have its id: no link to that one
+                rx.text(
+                    event.run_id,
+                    " (deleted)",
+                    title="This run's record was deleted; its tenders were kept",
+                    white_space="nowrap",
+                ),
+                rx.link(event.run_id, href=routes.RUN + "?id=" + event.run_id.to_string()),
+            )
+        ),
         rx.table.cell(event.portal_name),
         rx.table.cell(rx.badge(event.action)),
         rx.table.cell(rx.text(event.actor, size="1")),

@@ -315,6 +315,24 @@ def test_history_filters(admin_page: Page, app: App, fleet: dict) -> None:
     expect(page.locator("#history-empty")).to_be_visible()
 
 
+def test_a_deleted_runs_events_stay_as_the_deleted_runs(
+    admin_page: Page, app: App, fleet: dict
+) -> None:
+    page = admin_page
+    run_id = fleet["dead"]
+    app.service.cleanup_runs([run_id], actor="ops:cron")
+    app.service.delete_runs([run_id], confirm=True, actor="ops:alice")
+    events = app.service.history(limit=10).events
+    assert [(e.action, e.run_deleted) for e in events] == [("delete", True), ("cleanup", True)]
+    page.goto("/history")
+    expect(rows(page, "event")).to_have_count(2)
+    for event in events:
+        row = page.locator(f"#event-row-{event.id}")
+        expect(row).to_contain_text(f"{run_id} (deleted)")
+        expect(row.get_by_role("link", name=str(run_id))).to_have_count(0)
+    expect(page.locator("[id^='revert-']")).to_have_count(0)
+
+
 # -- runs --------------------------------------------------------------------------------------
 
 

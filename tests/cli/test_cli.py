@@ -242,19 +242,21 @@ def test_interactive_delete_needs_the_typed_count(command, db_url, runs, fleet):
     child.expect(pexpect.EOF)
     assert snapshot(db_url) == before
 
+    # A tender stored under dead1 is progress: dead1 is resumable now, not offered.
     with runs.service.db.write() as conn:
         conn.execute(insert(Tender.__table__).values(run_id=fleet["dead1"], tender_id="T1"))
     child = spawn(command("clean"))
     child.expect(r"Choice \(1, 2, 3\)")
     child.sendline("2")
-    child.expect(r"to confirm")
-    child.sendline("2")
-    child.expect("Deleted 2/2 dead run records")
+    child.expect(r"to delete \(1\) to confirm")
+    child.sendline("1")
+    child.expect("Deleted 1/1 dead run records")
     child.expect(pexpect.EOF)
-    assert runs.get(fleet["dead1"]) is None and runs.get(fleet["dead2"]) is None
+    assert runs.get(fleet["dead1"])["status"] == "running"
+    assert runs.get(fleet["dead2"]) is None
     assert runs.get(fleet["resumable"])["status"] == "running"
-    assert runs.count("tenders") == 1, "tenders are kept"
-    assert runs.count("run_events", "action = 'delete'") == 2
+    assert runs.count("tenders") == 1
+    assert runs.count("run_events", "action = 'delete'") == 1
 
 
 def test_ctrl_c_at_the_prompt_changes_nothing(command, db_url, fleet):
@@ -360,6 +362,102 @@ def test_delete_refuses_running_runs_and_keeps_tenders(invoke, runs, fleet):
     assert runs.count("tenders") == 1
     missing = invoke("delete", "555555", "--yes")
     assert (missing.exit_code, missing.stderr.strip()) == (1, "error: No run with id 555555.")
+
+
+def store_tenders(runs, run_id: int, count: int, prefix: str = "T") -> None:
+    with runs.service.db.write() as conn:
+        conn.execute(
+            insert(Tender.__table__),
+            [
+                {"run_id": run_id, "portal_name": "Assam Tenders", "tender_id": f"{prefix}{i}"}
+                for i in range(count)
+            ],
+        )
+
+
+def test_clean_auto_leaves_a_crashed_run_that_stored_tenders(invoke, runs, fleet):
+    """500 tenders stored, counters 0, no checkpoint: resumable, never cleaned."""
+    crashed = runs.add("Assam Tenders", started_at=real_ago(hours=48), extracted_total_tenders=0)
+    store_tenders(runs, crashed, 500)
+    scan = invoke("scan").output
+    resumable = scan[scan.index("Resumable runs") : scan.index("Dead runs")]
+    assert f"{crashed} " in resumable and "500 tenders stored" in resumable
+    result = invoke("clean", "--auto")
+    assert "Cleaned 2/2 dead runs" in result.output
+    assert runs.get(crashed)["status"] == "running"
+    assert "note:" not in result.output
+
+
+def replace_tenders_without_run_id(runs) -> None:
+    with runs.service.db.write() as conn:
+        conn.execute(text("DROP TABLE tenders"))
+        conn.execute(text("CREATE TABLE tenders (id INTEGER PRIMARY KEY, tender_id TEXT)"))
+
+
+def test_a_tenders_table_without_run_id_is_noted_once_never_an_error(invoke, runs, fleet):
+    replace_tenders_without_run_id(runs)
+    note = "stored tenders are not progress evidence here"
+    for args in (("scan",), ("status",), ("clean", "--dry-run")):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert result.output.count(note) == 1, (args, result.output)
+    for args in (("scan", "--json"), ("status", "--json"), ("clean", "--dry-run", "--json")):
+        data = json.loads(invoke(*args).stdout)
+        notes = data["notes"] if "notes" in data else data["summary"]["notes"]
+        assert len(notes) == 1 and note in notes[0], args
+    cleaned = invoke("clean", "--auto")
+    assert cleaned.output.count(note) == 1
+    assert "Cleaned 2/2 dead runs" in cleaned.output
+    assert json.loads(invoke("clean", "--auto", "--json").stdout)["notes"] == []
+
+
+def test_history_shows_a_deleted_runs_events_as_the_deleted_runs(invoke, runs, fleet, backend):
+    invoke("clean", "--auto")
+    deleted = fleet["dead2"]
+    assert invoke("delete", str(deleted), "--yes").exit_code == 0
+    reused = runs.add("Kerala", id=deleted, status="completed", started_at=real_ago(hours=1))
+    assert reused == deleted  # a legacy scraper inserted a run under the freed id
+    table = invoke("history").output
+    assert f"{deleted} (deleted)" in table
+    data = json.loads(invoke("history", "--json").stdout)
+    mine = [e for e in data["events"] if e["run_id"] == deleted]
+    assert [(e["action"], e["run_deleted"]) for e in mine] == [
+        ("delete", True),
+        ("cleanup", True),
+    ]
+    assert json.loads(invoke("history", "--run", str(deleted), "--json").stdout) == {
+        "total": 0,
+        "events": [],
+    }
+
+
+def test_delete_then_demo_never_costs_the_deleted_runs_data(command, runs, fleet, backend):
+    """The reproduction, through the real entry point: run 2's tenders are kept by `delete`;
+    SQLite gives id 2 to a demo run; reloading the demo used to delete them with its own."""
+    done = fleet["done"]  # the newest run, so SQLite hands its id out again
+    store_tenders(runs, done, 50, prefix="REAL-")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            command(*args), capture_output=True, text=True, env=child_env(), timeout=120
+        )
+        assert proc.returncode == 0, (args, proc.stderr)
+        return proc
+
+    run("delete", str(done), "--yes")
+    (delete_event,) = json.loads(run("history", "--action", "delete", "--json").stdout)["events"]
+    assert (delete_event["run_id"], delete_event["run_deleted"]) == (done, True)
+    first = json.loads(run("demo", "--force", "--json").stdout)
+    demo_ids = {i for ids in first["runs"].values() for i in ids}
+    if backend == "sqlite":
+        assert done in demo_ids, "SQLite reused the deleted run's id for a demo run"
+    run("demo", "--force")
+    run("demo", "--force")
+    assert runs.count("tenders", f"run_id = {done} AND tender_id LIKE 'REAL-%'") == 50
+    events = json.loads(run("history", "--limit", "1000", "--json").stdout)["events"]
+    assert next(e for e in events if e["id"] == delete_event["id"]) == delete_event
+    own = json.loads(run("history", "--run", str(done), "--json").stdout)["events"]
+    assert all(not e["run_deleted"] and e["actor"].startswith("worker:demo:") for e in own)
 
 
 def test_delete_with_a_typed_confirmation(command, runs, fleet):

@@ -58,13 +58,18 @@ def running_of_portal() -> Any:
             "ix_runs_portal_id",
         ),
         (
-            "history of one run",
+            "history of one run (its current incarnation)",
             lambda: (
                 select(RunEvent.__table__)
-                .where(RunEvent.__table__.c.run_id == 5)
+                .where(repository.events_filter(run_id=5))
                 .order_by(RunEvent.__table__.c.id.desc())
             ),
             "ix_run_events_run_id",
+        ),
+        (
+            "stored tenders of the runs that would otherwise be dead",
+            lambda: repository.stored_tenders_query([3, 5, 7]),
+            "ix_tenders_run_id",
         ),
         (
             "history of one portal",

@@ -324,6 +324,7 @@ facts = st.builds(
         st.timedeltas(timedelta(days=-1), timedelta(days=60)).map(lambda d: format_utc(NOW - d)),
         st.text(max_size=10),
     ),
+    stored_tenders=st.one_of(st.none(), st.integers(0, 1000)),
 )
 
 
@@ -335,6 +336,8 @@ def test_dead_only_without_any_evidence(run, ckpt, policy):
     # never dead with progress
     assert verdict.extracted == 0
     assert verdict.skipped == 0
+    # never dead with tenders stored under its id
+    assert not run.stored_tenders
     # never dead with checkpoint data for this run, nor with an unreadable checkpoint
     assert not ckpt.is_evidence_for(run.id)
     assert not ckpt.status.is_problem
@@ -379,3 +382,44 @@ def test_a_heartbeat_after_the_release_means_a_worker_took_it_again():
 def test_a_released_run_without_evidence_is_not_dead_while_young():
     verdict = judge(started_at=YOUNG, last_heartbeat_at=utc(minutes=2), released_at=utc(minutes=1))
     assert verdict.state is RunState.YOUNG
+
+
+# -- tenders stored under the run's id: progress evidence ------------------------------------
+
+
+def test_stored_tenders_make_an_old_run_without_counters_resumable():
+    """A legacy scraper stores tenders as it goes and updates its counters only at the end."""
+    verdict = judge(started_at=OLD, extracted_total_tenders=0, stored_tenders=500)
+    assert verdict.state is RunState.RESUMABLE
+    assert verdict.action is Action.RESUME
+    reason = next(r for r in verdict.reasons if r.rule == "tenders_stored")
+    assert reason.message == "500 tenders stored"
+    assert reason.evidence == {"stored_tenders": 500}
+    assert verdict.stored_tenders == 500
+    assert verdict.to_dict()["stored_tenders"] == 500
+
+
+def test_one_stored_tender_is_evidence_too():
+    verdict = judge(started_at=OLD, stored_tenders=1)
+    assert verdict.state is RunState.RESUMABLE
+    assert "1 tender stored" in verdict.summary
+
+
+def test_stored_tenders_follow_the_age_rules_of_other_evidence():
+    """A run that never sent a heartbeat may still be running while young."""
+    assert judge(started_at=YOUNG, stored_tenders=40).state is RunState.YOUNG
+    lost = judge(started_at=YOUNG, last_heartbeat_at=utc(minutes=45), stored_tenders=40)
+    assert lost.state is RunState.RESUMABLE
+    fresh = judge(started_at=OLD, last_heartbeat_at=utc(minutes=2), stored_tenders=40)
+    assert fresh.state is RunState.ALIVE
+
+
+def test_counted_zero_stored_tenders_is_said_and_uncounted_is_not():
+    counted = judge(started_at=OLD, stored_tenders=0)
+    assert counted.state is RunState.DEAD
+    assert rules(counted) == {"no_progress", "no_tenders_stored", "no_checkpoint", "old"}
+    assert "no tenders stored" in counted.summary
+    uncounted = judge(started_at=OLD)
+    assert uncounted.state is RunState.DEAD
+    assert rules(uncounted) == {"no_progress", "no_checkpoint", "old"}
+    assert uncounted.stored_tenders is None
