@@ -37,6 +37,7 @@ from cleanup_core.db import Database
 from cleanup_core.demo import load_demo
 from cleanup_core.errors import CleanupError, ConfigError
 from cleanup_core.launcher import launch_resume, launch_start
+from cleanup_core.numbers import run_id_from_text
 from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
 
 EXIT_FAILED = 1
@@ -502,12 +503,9 @@ def check(app: App, portal: str) -> None:
 
 def _run_id(value: str) -> int:
     try:
-        number = int(value)
-    except ValueError:
-        raise UsageProblem(f"a run id is a whole number, got {value!r}") from None
-    if number <= 0:
-        raise UsageProblem(f"a run id is a positive number, got {value!r}")
-    return number
+        return run_id_from_text(value)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 @cli.command()

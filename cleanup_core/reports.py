@@ -17,6 +17,7 @@ from cleanup_core import repository
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
 from cleanup_core.classify import RunFacts, RunState, Verdict
 from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
+from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.service import CleanupService, decide_portal
 from cleanup_core.timestamps import duration, parse_timestamp
 
@@ -216,6 +217,9 @@ def runs_page(
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size must be one of {PAGE_SIZES}, got {page_size!r}")
     page = max(1, int(page))
+    last_page = LARGEST_ID // page_size  # any later page starts beyond what a column can count
+    if page > last_page:
+        raise ValueError(f"page must be from 1 to {last_page}, got {page!r}")
     statuses = [status] if status else None
     with service.db.read() as conn:
         now = service.clock(conn, now)

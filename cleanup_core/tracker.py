@@ -42,6 +42,9 @@ from cleanup_core.timestamps import utc_now
 
 log = logging.getLogger("cleanup_core.tracker")
 
+# The most one progress report may add: the legacy counter columns are 32-bit on PostgreSQL.
+_COUNTER_MAX = 2**31 - 1
+
 
 class PortalBusyError(CleanupError):
     """The pre-scrape check says wait: another run of the portal is alive, may still be
@@ -379,8 +382,14 @@ class TrackedRun:
     def progress(self, *, extracted: int = 0, skipped: int = 0) -> None:
         """Report tenders the scraper stored (or skipped) by itself, without ``add_tenders``."""
         for name, value in (("extracted", extracted), ("skipped", skipped)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= _COUNTER_MAX
+            ):
+                raise ValueError(
+                    f"{name} must be a whole number from 0 to {_COUNTER_MAX}, got {value!r}"
+                )
         self._ensure_owned()
         with self.service.db.write() as conn:
             if not repository.record_progress(

@@ -592,6 +592,19 @@ def extracted(service, portal):
     return value or 0
 
 
+@pytest.mark.parametrize("delay", ["1e20", "-1", "nan", "inf", "3601"])
+def test_the_demo_scraper_refuses_a_delay_it_cannot_sleep(service, settings, runs, delay):
+    scraper = start_scraper(settings, "--portal", "Assam Tenders", "--delay", delay)
+    try:
+        output, _ = scraper.communicate(timeout=60)
+    finally:
+        scraper.kill()
+    assert scraper.returncode == 2, output
+    assert "--delay: must be a number of seconds from 0 to 3600" in output
+    assert "Traceback" not in output
+    assert runs.count() == 0  # refused before claiming the portal
+
+
 def test_a_killed_scraper_is_resumed_to_exactly_the_uninterrupted_tenders(service, settings):
     portal = "Assam Tenders"
     first = start_scraper(
