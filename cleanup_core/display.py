@@ -48,6 +48,13 @@ def safe_text(text: str) -> str:
     return text.translate(_TABLE)
 
 
+def short_text(text: str, limit: int = 40) -> str:
+    """``safe_text``, cut to ``limit`` characters with an ellipsis: for a label that cannot
+    clip itself (a chart axis, a badge), where a 5,000-character name would cover the page."""
+    shown = safe_text(text)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
 class SafeLogFormatter(logging.Formatter):
     """A formatter whose every record is one line: the message (which may quote a portal name)
     goes through ``safe_text``, so it can neither forge a log line nor reach a terminal raw.
