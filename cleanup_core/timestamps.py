@@ -9,7 +9,8 @@ cannot be read unambiguously raises ``ValueError`` and the caller takes the cons
 A bare number (an integer or float column, or digits-only text) is read only where it can mean one
 moment: 14 or 12 digits are compact wall-clock time (``YYYYMMDDHHMMSS``, ``YYYYMMDDHHMM``);
 8 digits that form a date are a day without a time of day (refused, like ``2026-12-01``); any
-other number must be epoch seconds, or 13-digit epoch milliseconds, between 2000 and 2100.
+other number must be epoch seconds, or 13-digit epoch milliseconds. Every one of them must lie
+between 2000 and 2100.
 ``20261201`` read as epoch seconds would be August 1970 - a run started today judged long dead.
 """
 
@@ -110,8 +111,8 @@ def _parse(value: object, tz: tzinfo) -> datetime | None:
 
 _COMPACT_NAMES = {14: "YYYYMMDDHHMMSS", 12: "YYYYMMDDHHMM", 8: "YYYYMMDD"}
 _NOT_A_MOMENT = (
-    "a bare number is read only as epoch seconds or 13-digit epoch milliseconds between 2000 "
-    "and 2100, or as YYYYMMDDHHMMSS / YYYYMMDDHHMM"
+    "a bare number is read only as epoch seconds, 13-digit epoch milliseconds, YYYYMMDDHHMMSS "
+    "or YYYYMMDDHHMM between 2000 and 2100"
 )
 
 
@@ -143,6 +144,8 @@ def _from_compact(digits: str, raw: object, tz: tzinfo) -> datetime:
         ) from None
     if len(digits) == 8:
         raise ValueError(_DAY_ONLY.format(_show(raw)))
+    if not 2000 <= year < 2100:  # 10000101000000 is more likely an id than the year 1000
+        raise ValueError(f"unreadable timestamp {_show(raw)}: {_NOT_A_MOMENT}")
     return result.replace(tzinfo=tz)
 
 
