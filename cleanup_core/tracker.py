@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -695,13 +696,21 @@ def _checked_tender(tender: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _amount(tender_id: str, value: Any) -> float:
-    problem = ValueError(f"tender {tender_id!r}: value_inr must be a number, got {value!r}")
+    shown = (
+        repr(value)
+        if len(str(value)) <= 40
+        else f"{str(value)[:30]}... ({len(str(value))} characters)"
+    )
+    problem = ValueError(f"tender {tender_id!r}: value_inr must be a finite number, got {shown}")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise problem
     try:
-        return float(value)
-    except ValueError:
+        amount = float(value)
+    except (ValueError, OverflowError):  # "twelve lakh"; an int beyond a float's range
         raise problem from None
+    if not math.isfinite(amount):  # "1e400", nan: no column or report can use them
+        raise problem
+    return amount
 
 
 def _tender_id_of(tender: Any) -> str | None:

@@ -53,3 +53,17 @@ def test_progress_beyond_a_counter_column_is_refused_before_anything_is_written(
     row = runs.get(run.run_id)
     assert (row["extracted_total_tenders"], row["skipped_existing_total"]) == (3, 2**31 - 1)
     assert row["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "value", [10**400, "1e400", float("inf"), float("nan"), "-inf"], ids=lambda v: str(v)[:8]
+)
+def test_a_tender_amount_no_column_can_hold_is_refused_before_anything_is_written(
+    service, runs, value
+):
+    with track_run("Kerala eTenders", service=service) as run:
+        with pytest.raises(ValueError, match="value_inr must be a finite number"):
+            run.add_tenders([{"tender_id": "T1", "value_inr": value}])
+        run.add_tenders([{"tender_id": "T2", "value_inr": 1e15}])
+    assert runs.count("tenders") == 1
+    assert runs.get(run.run_id)["extracted_total_tenders"] == 1

@@ -179,7 +179,7 @@ def test_bad_tenders_are_refused_before_anything_is_written(service, runs):
     with track_run("Kerala eTenders", service=service) as run:
         with pytest.raises(ValueError, match="needs a non-empty 'tender_id'"):
             run.add_tenders([{"tender_id": "ok"}, {"title": "no id"}])
-        with pytest.raises(ValueError, match="value_inr must be a number"):
+        with pytest.raises(ValueError, match="value_inr must be a finite number"):
             run.add_tenders([{"tender_id": "X", "value_inr": "twelve lakh"}])
         assert runs.get(run.run_id)["extracted_total_tenders"] == 0
     assert stored(service, "Kerala eTenders") == []
