@@ -696,12 +696,9 @@ def _checked_tender(tender: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _amount(tender_id: str, value: Any) -> float:
-    shown = (
-        repr(value)
-        if len(str(value)) <= 40
-        else f"{str(value)[:30]}... ({len(str(value))} characters)"
+    problem = ValueError(
+        f"tender {tender_id!r}: value_inr must be a finite number, got {_shown(value)}"
     )
-    problem = ValueError(f"tender {tender_id!r}: value_inr must be a finite number, got {shown}")
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise problem
     try:
@@ -711,6 +708,15 @@ def _amount(tender_id: str, value: Any) -> float:
     if not math.isfinite(amount):  # "1e400", nan: no column or report can use them
         raise problem
     return amount
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return "a number too long to show"
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def _tender_id_of(tender: Any) -> str | None:
