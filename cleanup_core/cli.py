@@ -35,8 +35,10 @@ from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings, validate_threshold_hours
 from cleanup_core.db import SCHEMA_VERSION
 from cleanup_core.demo import load_demo
+from cleanup_core.display import SafeLogFormatter, safe_lines, safe_text
 from cleanup_core.errors import CleanupError, ConfigError
 from cleanup_core.launcher import launch_resume, launch_start
+from cleanup_core.numbers import run_id_from_text
 from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
 
 EXIT_FAILED = 1
@@ -120,7 +122,7 @@ def _parse_age_hours(value: str | None, force: bool) -> float | None:
 
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeLogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("cleanup_core")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -224,8 +226,8 @@ class CleanupCLI(click.Group):
 
 def _fail(message: str, code: int, verbose: bool = False) -> NoReturn:
     if verbose:
-        traceback.print_exc(file=sys.stderr)
-    click.echo(f"error: {message}", err=True)
+        click.echo(safe_lines(traceback.format_exc()), err=True, nl=False)
+    click.echo(f"error: {safe_text(message)}", err=True)
     sys.exit(code)
 
 
@@ -241,6 +243,12 @@ def cli() -> None:
 
 
 # -- output ---------------------------------------------------------------------------------
+
+
+def _shown(text: str) -> str:
+    """Stored text (portal names, reasons, actors) for a Rich line or table cell: control and
+    bidi characters shown as escapes, and Rich's own markup taken literally."""
+    return escape(safe_text(text))
 
 
 def _checkpoint_cell(verdict: Verdict) -> str:
@@ -277,12 +285,12 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
     for v in verdicts:
         table.add_row(
             str(v.run_id),
-            escape(v.portal_name or ""),
+            _shown(v.portal_name or ""),
             _age_cell(v),
             _counter_cell(v.extracted),
             _counter_cell(v.skipped),
             _checkpoint_cell(v),
-            escape(v.summary),
+            _shown(v.summary),
         )
     return table
 
@@ -318,7 +326,7 @@ def _print_result(app: App, result: CleanupResult) -> None:
     style = "green" if len(result.cleaned) == len(result.requested) else "yellow"
     app.out.print(f"[{style}]{result.message}[/{style}]")
     for run_id, why in result.left_alone.items():
-        app.out.print(f"  left run {run_id} alone: {escape(why)}")
+        app.out.print(f"  left run {run_id} alone: {_shown(why)}")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -375,7 +383,7 @@ def _delete_dead(app: App, run_ids: list[int]) -> None:
         f"[green]Deleted {deleted}/{len(run_ids)} dead run records[/green] (tenders kept)"
     )
     for run_id, why in cleaned.left_alone.items():
-        app.out.print(f"  left run {run_id} alone: {escape(why)}")
+        app.out.print(f"  left run {run_id} alone: {_shown(why)}")
 
 
 @cli.command()
@@ -482,7 +490,7 @@ def status(app: App, fail_if_dead: bool) -> None:
             f"young {counts['young_count']})"
         )
         line = monitor.describe(app.settings.timezone)
-        app.out.print(f"[red]{escape(line)}[/red]" if monitor.late else escape(line))
+        app.out.print(f"[red]{_shown(line)}[/red]" if monitor.late else _shown(line))
         _print_notes(app, scanned)
     if fail_if_dead and counts["dead_count"]:
         sys.exit(EXIT_DEAD_RUNS)
@@ -499,7 +507,7 @@ def check(app: App, portal: str) -> None:
         return
     colour = {"start": "green", "resume": "yellow", "cleanup": "red", "wait": "cyan"}
     action = verdict.action.value
-    reason = escape(verdict.reason)
+    reason = _shown(verdict.reason)
     app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {reason}")
     if verdict.run_ids:
         app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
@@ -507,12 +515,9 @@ def check(app: App, portal: str) -> None:
 
 def _run_id(value: str) -> int:
     try:
-        number = int(value)
-    except ValueError:
-        raise UsageProblem(f"a run id is a whole number, got {value!r}") from None
-    if number <= 0:
-        raise UsageProblem(f"a run id is a positive number, got {value!r}")
-    return number
+        return run_id_from_text(value)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 @cli.command()
@@ -570,10 +575,10 @@ def history(
             str(event.id),
             when.strftime("%Y-%m-%d %H:%M:%S") if when else "?",
             f"{event.run_id} (deleted)" if event.run_deleted else str(event.run_id),
-            escape(event.portal_name or ""),
-            escape(event.action),
-            escape(event.actor),
-            escape(f"{event.from_status} -> {event.to_status}"),
+            _shown(event.portal_name or ""),
+            _shown(event.action),
+            _shown(event.actor),
+            _shown(f"{event.from_status} -> {event.to_status}"),
         )
     app.out.print(table)
 
@@ -648,7 +653,7 @@ def demo(app: App) -> None:
     if app.as_json:
         app.emit_json(report.to_dict())
     else:
-        app.out.print(escape(report.message))
+        app.out.print(_shown(report.message))
 
 
 @cli.command()
@@ -660,7 +665,7 @@ def resume(app: App, run_id: str) -> None:
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
-        app.out.print(escape(launched.message))
+        app.out.print(_shown(launched.message))
 
 
 @cli.command()
@@ -673,7 +678,7 @@ def start(app: App, portal: str) -> None:
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
-        app.out.print(escape(launched.message))
+        app.out.print(_shown(launched.message))
 
 
 # -- monitoring ---------------------------------------------------------------------------------
@@ -712,12 +717,12 @@ def _print_cycle(app: App, report: CycleReport) -> None:
     if app.as_json:
         app.emit_json(report.to_dict())
         return
-    app.out.print(f"monitor cycle {report.outcome}: {escape(report.detail)}")
+    app.out.print(f"monitor cycle {report.outcome}: {_shown(report.detail)}")
     for change in report.changes:
-        app.out.print(escape(f"{change.portal_name}: {change.line().strip()}"))
+        app.out.print(_shown(f"{change.portal_name}: {change.line().strip()}"))
     for delivery in report.deliveries:
         outcome = "delivered" if delivery.ok else "FAILED (retried next cycle)"
-        app.out.print(f"  {escape(delivery.channel)}: {outcome}")
+        app.out.print(f"  {_shown(delivery.channel)}: {outcome}")
 
 
 # -- dashboard accounts -------------------------------------------------------------------------
@@ -758,7 +763,7 @@ def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
     if app.as_json:
         app.emit_json({"username": user.username, "role": user.role})
     else:
-        app.out.print(escape(f"Created {user.role} account {user.username!r}."))
+        app.out.print(_shown(f"Created {user.role} account {user.username!r}."))
 
 
 @admin.command("set-password")
@@ -768,7 +773,7 @@ def admin_create(app: App, name: str, role: str, password_stdin: bool) -> None:
 def admin_set_password(app: App, name: str, password_stdin: bool) -> None:
     """Change NAME's password (and end their open sessions)."""
     _accounts(app).set_password(name, _read_password(app, password_stdin))
-    app.out.print(escape(f"Changed the password of {name!r}; their sessions were ended."))
+    app.out.print(_shown(f"Changed the password of {name!r}; their sessions were ended."))
 
 
 @admin.command("list")
@@ -780,7 +785,7 @@ def admin_list(app: App) -> None:
         app.emit_json([{"username": u.username, "role": u.role} for u in users])
         return
     for user in users:
-        app.out.print(escape(f"{user.username}\t{user.role}"))
+        app.out.print(f"{_shown(user.username)}\t{_shown(user.role)}")
     if not users:
         app.out.print("No accounts yet: create one with `admin create NAME`.")
 
@@ -791,7 +796,7 @@ def admin_list(app: App) -> None:
 def admin_remove(app: App, name: str) -> None:
     """Remove the dashboard account NAME (and end its sessions)."""
     _accounts(app).remove_user(name)
-    app.out.print(escape(f"Removed account {name!r}."))
+    app.out.print(_shown(f"Removed account {name!r}."))
 
 
 @admin.command("unlock")

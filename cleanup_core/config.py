@@ -35,12 +35,16 @@ MIN_SAFE_THRESHOLD_HOURS = 12.0
 # The largest value each kind of duration may have: ten years. Anything longer is a typing
 # mistake, and it would overflow ``timedelta`` or a thread's wait instead of giving a message.
 _TEN_YEARS = {"hours": 87_600.0, "minutes": 5_256_000.0, "seconds": 315_360_000.0}
+# The shortest: one millisecond. Anything shorter (``1e-300`` hours) rounds to no time at all,
+# which as a threshold would make every run old the moment it started.
+_ONE_MILLISECOND = {"hours": 1 / 3_600_000, "minutes": 1 / 60_000, "seconds": 0.001}
 
 
 def _positive(kind: str, maximum: float | None = None) -> Callable[[object], float]:
     """A parser for a positive, finite number of ``kind`` up to ``maximum`` (default: ten
-    years' worth, for a duration)."""
+    years' worth, for a duration); a duration must also be at least one millisecond."""
     limit = maximum if maximum is not None else _TEN_YEARS[kind]
+    shortest = _ONE_MILLISECOND.get(kind)
     wanted = f"must be a positive, finite number of {kind}, at most {limit:g}"
 
     def parse(value: object) -> float:
@@ -52,6 +56,8 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
             raise ValueError(wanted) from None
         if not math.isfinite(number) or not 0 < number <= limit:
             raise ValueError(wanted)
+        if shortest is not None and number < shortest:
+            raise ValueError(f"{wanted} and at least one millisecond ({shortest:.3g} {kind})")
         return number
 
     return parse

@@ -2,7 +2,8 @@
 
 Everything here is display-ready (times in the configured zone, small flat records) so the web
 app holds little state and no logic; all of it comes from the same service and queries as the
-CLI.
+CLI. Stored text (portal names, statuses, workers, actors, reasons) goes through
+``display.safe_text``: the browser never gets a bidi override or control character to render.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import Any
 from cleanup_core import repository
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
 from cleanup_core.classify import RunFacts, RunState, Verdict
+from cleanup_core.display import safe_text, short_text
 from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
+from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.service import CleanupService, decide_portal
 from cleanup_core.timestamps import duration, parse_timestamp
 
 PAGE_SIZES = (10, 25, 50, 100)
 STATUS_GROUPS = ("running", "completed", "failed", "cleaned", "other")
 CHART_DAYS = 14
+CHART_LABEL = 24  # characters of a portal name under the chart (angled, it must fit)
 
 
 def _status_group(status: str | None) -> str:
@@ -42,7 +46,7 @@ class Formatter:
         try:
             parsed = parse_timestamp(raw, self.tz)
         except ValueError:
-            return f"unreadable: {str(raw)[:40]}"
+            return f"unreadable: {safe_text(str(raw)[:40])}"
         return "" if parsed is None else parsed.astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
 
     def ago(self, raw: object) -> str:
@@ -58,7 +62,7 @@ class Formatter:
 
 @dataclass
 class PortalStatusCounts:
-    portal: str
+    portal: str  # a chart label: escaped and shortened
     running: int = 0
     completed: int = 0
     failed: int = 0
@@ -99,7 +103,7 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
     portals: dict[str, PortalStatusCounts] = {}
     for row in counts:
         name = row.portal_name or "(no portal)"
-        entry = portals.setdefault(name, PortalStatusCounts(name))
+        entry = portals.setdefault(name, PortalStatusCounts(short_text(name, CHART_LABEL)))
         group = _status_group(row.status)
         setattr(entry, group, getattr(entry, group) + row.count)
     days: Counter[str] = Counter()
@@ -136,11 +140,18 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
 # -- runs -------------------------------------------------------------------------------------
 
 
-def portal_names(service: CleanupService) -> list[str]:
-    """Every portal that has runs, for filters."""
+def portal_names(service: CleanupService) -> dict[str, str]:
+    """Every portal that has runs, for filters: the name as shown (escaped, shortened; unique)
+    -> the name as stored, which the filter then uses."""
     with service.db.read() as conn:
         rows = repository.status_counts_by_portal(conn)
-    return sorted({row.portal_name for row in rows if row.portal_name}, key=str.lower)
+    names: dict[str, str] = {}
+    for name in sorted({row.portal_name for row in rows if row.portal_name}, key=str.lower):
+        label = short_text(name, 60)
+        while label in names:  # two long names alike in their first 60 characters
+            label += "'"
+        names[label] = name
+    return names
 
 
 @dataclass
@@ -185,15 +196,15 @@ RUN_FACT_FIELDS = tuple(column.name for column in repository.FACT_COLUMNS)
 def _run_row(row: Mapping[str, Any], state: str, fmt: Formatter) -> RunRow:
     return RunRow(
         id=row["id"],
-        portal_name=row["portal_name"] or "",
-        status=row["status"] or "",
+        portal_name=safe_text(row["portal_name"] or ""),
+        status=safe_text(row["status"] or ""),
         state=state,
         started_at=fmt.moment(row["started_at"]),
         completed_at=fmt.moment(row["completed_at"]),
         extracted=_counter_text(row["extracted_total_tenders"]),
         skipped=_counter_text(row["skipped_existing_total"]),
         heartbeat=fmt.ago(row["last_heartbeat_at"]),
-        worker_id=row["worker_id"] or "",
+        worker_id=safe_text(row["worker_id"] or ""),
     )
 
 
@@ -216,6 +227,9 @@ def runs_page(
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size must be one of {PAGE_SIZES}, got {page_size!r}")
     page = max(1, int(page))
+    last_page = LARGEST_ID // page_size  # any later page starts beyond what a column can count
+    if page > last_page:
+        raise ValueError(f"page must be from 1 to {last_page}, got {page!r}")
     statuses = [status] if status else None
     with service.db.read() as conn:
         now = service.clock(conn, now)
@@ -295,15 +309,15 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
             EventRow(
                 id=event.id,
                 run_id=event.run_id,
-                portal_name=event.portal_name or "",
-                action=event.action,
-                actor=event.actor,
-                from_status=event.from_status or "",
-                to_status=event.to_status or "",
+                portal_name=safe_text(event.portal_name or ""),
+                action=safe_text(event.action),
+                actor=safe_text(event.actor),
+                from_status=safe_text(event.from_status or ""),
+                to_status=safe_text(event.to_status or ""),
                 created_at=event.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
                 if event.created_at
                 else "",
-                summary=summary[:500],
+                summary=safe_text(summary[:500]),
                 revertible=event.action == "cleanup"
                 and not event.run_deleted
                 and latest.get(event.run_id) == event.id,
@@ -346,8 +360,8 @@ def run_detail(
         run=_run_row(row, verdict.state.value if verdict else "", fmt),
         attempt=_counter_text(row["attempt"]),
         last_progress=fmt.ago(row["last_progress_at"]),
-        checkpoint=checkpoint_text(checkpoint),
-        reasons=[r.message for r in verdict.reasons] if verdict else [],
+        checkpoint=safe_text(checkpoint_text(checkpoint)),
+        reasons=[safe_text(r.message) for r in verdict.reasons] if verdict else [],
         events=event_rows(service, list(history.events)),
     )
 
@@ -357,7 +371,8 @@ def run_detail(
 
 @dataclass
 class PortalRow:
-    portal: str
+    portal: str  # as stored: the argument of the row's actions, never shown
+    portal_shown: str
     last_run_id: int
     last_status: str
     last_started_at: str
@@ -389,12 +404,13 @@ def portal_rows(
         rows.append(
             PortalRow(
                 portal=name or "",
+                portal_shown=safe_text(name or ""),
                 last_run_id=last["id"],
-                last_status=last["status"] or "",
+                last_status=safe_text(last["status"] or ""),
                 last_started_at=fmt.moment(last["started_at"]),
                 running=len(running.get(name, [])),
                 action=check.action.value,
-                reason=check.reason,
+                reason=safe_text(check.reason),
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
             )

@@ -22,6 +22,7 @@ from cleanup_core.config import Policy, Settings, validate_threshold_hours
 from cleanup_core.db import Database
 from cleanup_core.errors import RefusedError, RunNotFoundError
 from cleanup_core.models import CLEANED, RUNNING
+from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.timestamps import parse_timestamp
 
 log = logging.getLogger("cleanup_core")
@@ -617,8 +618,8 @@ class CleanupService:
         ``run_deleted``."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be 0 or more, got {offset!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= LARGEST_ID:
+            raise ValueError(f"offset must be from 0 to {LARGEST_ID}, got {offset!r}")
         with self.db.read() as conn:
             rows, total = repository.events_page(
                 conn,

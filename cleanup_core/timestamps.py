@@ -1,10 +1,17 @@
 """Reading and writing the timestamps found in run tables.
 
 Legacy scrapers wrote ``started_at``/``completed_at`` as text in many shapes (space or ``T``
-separator, microseconds, ``+05:30`` or ``Z``, sometimes day-first dates or epoch seconds). Naive
-values are wall-clock time in a configured zone. Everything here returns aware UTC datetimes so that
-age arithmetic is never off by a zone or a DST change; anything that cannot be read unambiguously
-raises ``ValueError`` and the caller takes the conservative path.
+separator, microseconds, ``+05:30`` or ``Z``, sometimes day-first dates, compact ``20261201093000``
+or epoch seconds). Naive values are wall-clock time in a configured zone. Everything here returns
+aware UTC datetimes so that age arithmetic is never off by a zone or a DST change; anything that
+cannot be read unambiguously raises ``ValueError`` and the caller takes the conservative path.
+
+A bare number (an integer or float column, or digits-only text) is read only where it can mean one
+moment: 14 or 12 digits are compact wall-clock time (``YYYYMMDDHHMMSS``, ``YYYYMMDDHHMM``);
+8 digits that form a date are a day without a time of day (refused, like ``2026-12-01``); any
+other number must be epoch seconds, or 13-digit epoch milliseconds. Every one of them must lie
+between 2000 and 2100.
+``20261201`` read as epoch seconds would be August 1970 - a run started today judged long dead.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
-# Epoch values above this are milliseconds, not seconds (year 5138 in seconds).
-_EPOCH_MS_CUTOFF = 100_000_000_000
+# The epoch times a run table can plausibly hold: 2000-01-01 up to 2100-01-01 (UTC).
+_EPOCH_FIRST, _EPOCH_END = 946_684_800, 4_102_444_800
+# Epoch milliseconds have 13 digits (2001-09-09 on); 12-digit numbers are compact date and time.
+_EPOCH_MS_FIRST = 1_000_000_000_000
 _MAX_TEXT = 64
 
 _NUMERIC = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -76,7 +85,7 @@ def _parse(value: object, tz: tzinfo) -> datetime | None:
     if isinstance(value, bool):
         raise ValueError(f"unreadable timestamp {_show(value)}")
     if isinstance(value, int | float):
-        return _from_epoch(float(value))
+        return _from_number(value, value, tz)
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
@@ -89,8 +98,10 @@ def _parse(value: object, tz: tzinfo) -> datetime | None:
         return None
     if len(text) > _MAX_TEXT:
         raise ValueError(f"unreadable timestamp {_show(value)}: too long")
+    if text.isascii() and text.isdigit():
+        return _from_number(int(text), value, tz, digits=text)
     if _NUMERIC.match(text):
-        return _from_epoch(float(text))
+        return _from_number(float(text), value, tz)
     for parse in (_parse_ymd, _parse_dmy, _parse_rfc2822):
         result = parse(text, tz)
         if result is not None:
@@ -98,12 +109,44 @@ def _parse(value: object, tz: tzinfo) -> datetime | None:
     raise ValueError(f"unreadable timestamp {_show(value)}")
 
 
-def _from_epoch(seconds: float) -> datetime:
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"unreadable timestamp {seconds!r}: not a plausible epoch time")
-    if seconds > _EPOCH_MS_CUTOFF:
-        seconds /= 1000.0
-    return datetime.fromtimestamp(seconds, UTC)
+_COMPACT_NAMES = {14: "YYYYMMDDHHMMSS", 12: "YYYYMMDDHHMM", 8: "YYYYMMDD"}
+_NOT_A_MOMENT = (
+    "a bare number is read only as epoch seconds, 13-digit epoch milliseconds, YYYYMMDDHHMMSS "
+    "or YYYYMMDDHHMM between 2000 and 2100"
+)
+
+
+def _from_number(number: float, raw: object, tz: tzinfo, digits: str | None = None) -> datetime:
+    """A bare number, from a numeric column or digits-only text (``digits``, as written)."""
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"unreadable timestamp {_show(raw)}: {_NOT_A_MOMENT}")
+    if (isinstance(number, int) or number.is_integer()) and number > 0:
+        digits = digits or str(int(number))
+        if len(digits) in _COMPACT_NAMES:
+            return _from_compact(digits, raw, tz)
+    if _EPOCH_FIRST <= number < _EPOCH_END:
+        return datetime.fromtimestamp(number, UTC)
+    if _EPOCH_MS_FIRST <= number < _EPOCH_END * 1000:
+        return datetime.fromtimestamp(number / 1000, UTC)
+    raise ValueError(f"unreadable timestamp {_show(raw)}: {_NOT_A_MOMENT}")
+
+
+def _from_compact(digits: str, raw: object, tz: tzinfo) -> datetime:
+    """``YYYYMMDD[HHMM[SS]]``: wall-clock time in ``tz``; a date alone is refused."""
+    year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
+    hour, minute, second = (int(digits[i : i + 2] or 0) for i in (8, 10, 12))
+    try:
+        result = datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        name = _COMPACT_NAMES[len(digits)]
+        raise ValueError(
+            f"unreadable timestamp {_show(raw)}: not a valid {name}, and {_NOT_A_MOMENT}"
+        ) from None
+    if len(digits) == 8:
+        raise ValueError(_DAY_ONLY.format(_show(raw)))
+    if not 2000 <= year < 2100:  # 10000101000000 is more likely an id than the year 1000
+        raise ValueError(f"unreadable timestamp {_show(raw)}: {_NOT_A_MOMENT}")
+    return result.replace(tzinfo=tz)
 
 
 def _parse_ymd(text: str, tz: tzinfo) -> datetime | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -46,6 +47,9 @@ from cleanup_core.service import CleanupService, PortalCheck
 from cleanup_core.timestamps import utc_now
 
 log = logging.getLogger("cleanup_core.tracker")
+
+# The most one progress report may add: the legacy counter columns are 32-bit on PostgreSQL.
+_COUNTER_MAX = 2**31 - 1
 
 
 class PortalBusyError(CleanupError):
@@ -409,8 +413,14 @@ class TrackedRun:
     def progress(self, *, extracted: int = 0, skipped: int = 0) -> None:
         """Report tenders the scraper stored (or skipped) by itself, without ``add_tenders``."""
         for name, value in (("extracted", extracted), ("skipped", skipped)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 0 <= value <= _COUNTER_MAX
+            ):
+                raise ValueError(
+                    f"{name} must be a whole number from 0 to {_COUNTER_MAX}, got {value!r}"
+                )
         self._ensure_owned()
         with self.service.db.write() as conn:
             if not repository.record_progress(
@@ -746,13 +756,27 @@ def _checked_tender(tender: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _amount(tender_id: str, value: Any) -> float:
-    problem = ValueError(f"tender {tender_id!r}: value_inr must be a number, got {value!r}")
+    problem = ValueError(
+        f"tender {tender_id!r}: value_inr must be a finite number, got {_shown(value)}"
+    )
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise problem
     try:
-        return float(value)
-    except ValueError:
+        amount = float(value)
+    except (ValueError, OverflowError):  # "twelve lakh"; an int beyond a float's range
         raise problem from None
+    if not math.isfinite(amount):  # "1e400", nan: no column or report can use them
+        raise problem
+    return amount
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return "a number too long to show"
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
 
 
 def _tender_id_of(tender: Any) -> str | None:

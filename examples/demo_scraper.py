@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,19 @@ from cleanup_core.tracker import PortalBusyError, RunFencedError, track_run
 log = logging.getLogger("demo_scraper")
 
 
+def seconds(text: str) -> float:
+    """A page delay: a number of seconds from 0 to an hour (``time.sleep`` overflows on 1e20)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 3600:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 0 to 3600, got {text!r}"
+        )
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--portal", required=True, help='portal name, e.g. "Assam Tenders"')
@@ -43,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--checkpoint-dir", help="checkpoint folder (default: CLEANUP_CHECKPOINT_DIR)"
     )
-    parser.add_argument("--delay", type=float, default=0.5, help="seconds per result page")
+    parser.add_argument("--delay", type=seconds, default=0.5, help="seconds per result page")
     parser.add_argument(
         "--as-of",
         type=date.fromisoformat,

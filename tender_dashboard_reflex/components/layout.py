@@ -240,3 +240,22 @@ def dialog_footer(on_cancel: Any, cancel_id: str, confirm: rx.Component) -> rx.C
         justify="end",
         margin_top="0.75em",
     )
+
+
+def clipped(text: rx.Var[str], max_width: str = "16em", **props: Any) -> rx.Component:
+    """Stored text in a table cell (a portal name, a worker, an actor): one line, cut with an
+    ellipsis at ``max_width``, the whole text on hover. A 5,000-character name then cannot push
+    the other columns off the screen. (The text itself is escaped by the read models.)"""
+    return rx.text(
+        text,
+        title=text,
+        max_width=max_width,
+        overflow="hidden",
+        text_overflow="ellipsis",
+        white_space="nowrap",
+        **props,
+    )
+
+
+# Free text (reasons, details) wraps anywhere, so one long word cannot widen its column.
+WRAP_ANYWHERE = {"overflow_wrap": "anywhere"}

@@ -7,6 +7,8 @@ import reflex as rx
 from cleanup_core.reports import EventRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
+    WRAP_ANYWHERE,
+    clipped,
     data_table,
     dialog_footer,
     headers,
@@ -36,11 +38,13 @@ def history_row(event: EventRow) -> rx.Component:
                 rx.link(event.run_id, href=routes.RUN + "?id=" + event.run_id.to_string()),
             )
         ),
-        rx.table.cell(event.portal_name),
+        rx.table.cell(clipped(event.portal_name)),
         rx.table.cell(rx.badge(event.action)),
-        rx.table.cell(rx.text(event.actor, size="1")),
+        rx.table.cell(clipped(event.actor, "12em", size="1")),
         rx.table.cell(rx.text(event.from_status, " → ", event.to_status, size="1")),
-        rx.table.cell(rx.text(event.summary, size="1"), min_width="16em", max_width="28em"),
+        rx.table.cell(
+            rx.text(event.summary, size="1", **WRAP_ANYWHERE), min_width="16em", max_width="28em"
+        ),
         rx.table.cell(
             rx.cond(
                 AuthState.is_admin & event.revertible,

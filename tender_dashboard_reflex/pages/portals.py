@@ -7,7 +7,9 @@ import reflex as rx
 from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
+    WRAP_ANYWHERE,
     auto_refresh,
+    clipped,
     data_table,
     headers,
     page,
@@ -62,7 +64,7 @@ def action_button(row: PortalRow) -> rx.Component:
 
 def portal_row(row: PortalRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(row.portal, weight="medium")),
+        rx.table.cell(clipped(row.portal_shown, weight="medium")),
         rx.table.cell(
             rx.link(row.last_run_id, href=routes.RUN + "?id=" + row.last_run_id.to_string())
         ),
@@ -79,7 +81,9 @@ def portal_row(row: PortalRow) -> rx.Component:
                 rx.badge(row.action),
             )
         ),
-        rx.table.cell(rx.text(row.reason, size="1"), min_width="18em", max_width="32em"),
+        rx.table.cell(
+            rx.text(row.reason, size="1", **WRAP_ANYWHERE), min_width="18em", max_width="32em"
+        ),
         rx.table.cell(action_button(row)),
         id="portal-row-" + row.last_run_id.to_string(),
     )

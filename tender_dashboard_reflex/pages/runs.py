@@ -7,7 +7,9 @@ import reflex as rx
 from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
+    WRAP_ANYWHERE,
     auto_refresh,
+    clipped,
     data_table,
     headers,
     labelled,
@@ -51,7 +53,7 @@ def run_link(run_id: rx.Var[int]) -> rx.Component:
 def run_row(row: RunRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(run_link(row.id)),
-        rx.table.cell(row.portal_name),
+        rx.table.cell(clipped(row.portal_name, id="run-portal-" + row.id.to_string())),
         rx.table.cell(status_badge(row.status)),
         rx.table.cell(state_badge(row.state)),
         rx.table.cell(row.started_at, white_space="nowrap"),
@@ -59,7 +61,7 @@ def run_row(row: RunRow) -> rx.Component:
         rx.table.cell(row.extracted),
         rx.table.cell(row.skipped),
         rx.table.cell(row.heartbeat),
-        rx.table.cell(rx.text(row.worker_id, size="1")),
+        rx.table.cell(clipped(row.worker_id, "12em", size="1")),
         id="run-row-" + row.id.to_string(),
     )
 
@@ -149,7 +151,7 @@ def runs_page_view() -> rx.Component:
 def field(label: str, value: rx.Var | str, element_id: str) -> rx.Component:
     return rx.data_list.item(
         rx.data_list.label(label),
-        rx.data_list.value(rx.text(value, id=element_id)),
+        rx.data_list.value(rx.text(value, id=element_id, **WRAP_ANYWHERE)),
     )
 
 
@@ -157,9 +159,9 @@ def event_row(event: EventRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.created_at, white_space="nowrap"),
         rx.table.cell(rx.badge(event.action)),
-        rx.table.cell(event.actor),
+        rx.table.cell(clipped(event.actor)),
         rx.table.cell(event.from_status, " → ", event.to_status),
-        rx.table.cell(rx.text(event.summary, size="1")),
+        rx.table.cell(rx.text(event.summary, size="1", **WRAP_ANYWHERE)),
     )
 
 
@@ -201,7 +203,9 @@ def run_detail_page() -> rx.Component:
                     rx.card(
                         rx.heading("Why it is judged ", run.state, size="3"),
                         rx.unordered_list(
-                            rx.foreach(RunDetailState.reasons, rx.list_item), id="detail-reasons"
+                            rx.foreach(RunDetailState.reasons, rx.list_item),
+                            id="detail-reasons",
+                            **WRAP_ANYWHERE,
                         ),
                         width="100%",
                     ),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from tender_dashboard_reflex.components.layout import (
+    WRAP_ANYWHERE,
     auto_refresh,
+    clipped,
     data_table,
     dialog_footer,
     headers,
@@ -80,14 +82,16 @@ def threshold_control() -> rx.Component:
 def run_cells(row: StuckRow) -> list[rx.Component]:
     return [
         rx.table.cell(rx.link(row.id, href="/run?id=" + row.id.to_string())),
-        rx.table.cell(row.portal),
+        rx.table.cell(clipped(row.portal, "12em", id="stuck-portal-" + row.id.to_string())),
         rx.table.cell(state_badge(row.state)),
         rx.table.cell(row.age, white_space="nowrap"),
         rx.table.cell(row.extracted),
         rx.table.cell(row.skipped),
         rx.table.cell(row.checkpoint),
         rx.table.cell(row.heartbeat),
-        rx.table.cell(rx.text(row.reasons, size="1"), min_width="18em", max_width="28em"),
+        rx.table.cell(
+            rx.text(row.reasons, size="1", **WRAP_ANYWHERE), min_width="18em", max_width="28em"
+        ),
     ]
 
 
@@ -179,9 +183,9 @@ def runs_table(
 def preview_row(row: StuckRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row.id),
-        rx.table.cell(row.portal),
+        rx.table.cell(clipped(row.portal)),
         rx.table.cell(row.age, white_space="nowrap"),
-        rx.table.cell(rx.text(row.reasons, size="1")),
+        rx.table.cell(rx.text(row.reasons, size="1", **WRAP_ANYWHERE)),
         id="preview-row-" + row.id.to_string(),
     )
 

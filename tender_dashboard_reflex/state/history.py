@@ -41,6 +41,7 @@ class HistoryState(AuthState):
     action_filter: str = ALL
     run_filter: str = ""
     portals: list[str] = []
+    _portal_names: dict[str, str] = {}  # as shown in the filter -> as stored
     revert_run_id: int = 0
     revert_dialog_open: bool = False
 
@@ -51,7 +52,9 @@ class HistoryState(AuthState):
     def _fetch(self) -> None:
         run = self.run_filter.strip()
         result = service().history(
-            portal_name=None if self.portal_filter == ALL else self.portal_filter,
+            portal_name=None
+            if self.portal_filter == ALL
+            else self._portal_names.get(self.portal_filter, self.portal_filter),
             run_id=whole_number(run),
             actions=None if self.action_filter == ALL else [self.action_filter],
             limit=PAGE_SIZE,
@@ -62,7 +65,8 @@ class HistoryState(AuthState):
     @rx.event
     @guarded("open the history", admin=False)
     def load(self) -> Any:
-        self.portals = [ALL, *portal_names(service())]
+        self._portal_names = portal_names(service())
+        self.portals = [ALL, *self._portal_names]
         self._fetch()
 
     @rx.event

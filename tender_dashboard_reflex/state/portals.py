@@ -6,6 +6,7 @@ from typing import Any
 
 import reflex as rx
 
+from cleanup_core.display import safe_text
 from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.reports import PortalRow, portal_rows
 from tender_dashboard_reflex.backend import service
@@ -56,7 +57,7 @@ class PortalsState(AuthState):
         if check.action.value != "cleanup":
             self._fetch()
             return rx.toast.warning(
-                f"{portal}: the verdict changed to {check.action.value}: {check.reason}"
+                safe_text(f"{portal}: the verdict changed to {check.action.value}: {check.reason}")
             )
         result = service().cleanup_runs(list(check.run_ids), actor=self._actor())
         launched = launch_start(service(), portal, actor=self._actor())

@@ -27,6 +27,7 @@ class RunsState(AuthState):
     portal_filter: str = ALL
     search: str = ""
     portals: list[str] = []
+    _portal_names: dict[str, str] = {}  # as shown in the filter -> as stored
     auto_refresh: bool = False
 
     @rx.var
@@ -39,7 +40,9 @@ class RunsState(AuthState):
             "sort": self.sort,
             "descending": self.descending,
             "status": None if self.status_filter == ALL else self.status_filter,
-            "portal": None if self.portal_filter == ALL else self.portal_filter,
+            "portal": None
+            if self.portal_filter == ALL
+            else self._portal_names.get(self.portal_filter, self.portal_filter),
             "search": self.search,
         }
         result = runs_page(service(), page=self.page, **query)
@@ -51,7 +54,8 @@ class RunsState(AuthState):
     @rx.event
     @guarded("open the runs page", admin=False)
     def load(self) -> Any:
-        self.portals = [ALL, *portal_names(service())]
+        self._portal_names = portal_names(service())
+        self.portals = [ALL, *self._portal_names]
         self._fetch()
 
     @rx.event

@@ -11,6 +11,7 @@ import reflex as rx
 
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
+from cleanup_core.display import safe_text, short_text
 from cleanup_core.launcher import launch_resume
 from cleanup_core.timestamps import duration
 from tender_dashboard_reflex.backend import service
@@ -49,14 +50,14 @@ def stuck_row(verdict: Verdict) -> StuckRow:
         heartbeat = duration(timedelta(minutes=verdict.heartbeat_age_minutes)) + " ago"
     return StuckRow(
         id=verdict.run_id,
-        portal=verdict.portal_name or "",
+        portal=safe_text(verdict.portal_name or ""),
         state=verdict.state.value,
         age="?" if verdict.age_hours is None else f"{verdict.age_hours:.1f} h",
         extracted="?" if verdict.extracted is None else str(verdict.extracted),
         skipped="?" if verdict.skipped is None else str(verdict.skipped),
         checkpoint=checkpoint,
         heartbeat=heartbeat,
-        reasons=verdict.summary,
+        reasons=safe_text(verdict.summary),
     )
 
 
@@ -183,7 +184,8 @@ class StuckState(AuthState):
         self.preview_total = len(dead)
         by_portal = Counter(v.portal_name or "" for v in dead)
         self.preview_by_portal = [
-            {"portal": portal, "runs": count} for portal, count in sorted(by_portal.items())
+            {"portal": short_text(portal), "runs": count}
+            for portal, count in sorted(by_portal.items())
         ]
         self.clean_dialog_open = True
 

@@ -482,6 +482,17 @@ def test_delete_with_a_typed_confirmation(command, runs, fleet):
         (["clean", "--auto", "--age-hours", "1e11"], 2, "at most 87600, got '1e11'"),
         (["scan", "--age-hours", "1e400"], 2, "at most 87600"),
         (["scan", "--age-hours", "6"], 2, "false positives"),
+        (["scan", "--age-hours", "1e-300", "--force"], 2, "at least one millisecond"),
+        (["revert", "99999999999999999999"], 2, "a run id is a whole number from 1 to"),
+        (["revert", "9223372036854775808"], 2, "a run id is a whole number from 1 to"),
+        (["resume", "99999999999999999999"], 2, "a run id is a whole number from 1 to"),
+        (["delete", "1", "99999999999999999999", "--yes"], 2, "a run id is a whole number"),
+        (["history", "--run", "99999999999999999999"], 2, "a run id is a whole number"),
+        (["revert", "0"], 2, "a run id is a whole number from 1 to"),
+        (["revert", "1e3"], 2, "a run id is a whole number from 1 to"),
+        (["revert", "9" * 5000], 2, "a run id is a whole number from 1 to"),
+        (["history", "--limit", "99999999999999999999"], 2, "not in the range 1<=x<=1000"),
+        (["history", "--limit", "1e400"], 2, "'1e400' is not a valid integer"),
         (["scan", "--bogus"], 2, "No such option '--bogus'"),
         (["frobnicate"], 2, "No such command 'frobnicate'"),
         (["check"], 2, "Missing argument 'PORTAL'"),
@@ -495,6 +506,33 @@ def test_usage_errors_are_one_line_with_exit_code_2(command, fleet, args, code, 
     assert message in proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLEANUP_HEARTBEAT_TIMEOUT_MINUTES", "1e20"),
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "1e400"),
+        ("CLEANUP_BUSY_TIMEOUT_SECONDS", "1e-300"),
+        ("CLEANUP_MAX_CHECKPOINT_MB", "1e309"),
+        ("CLEANUP_MONITOR_INTERVAL_MINUTES", "-1e400"),
+    ],
+)
+def test_out_of_range_settings_are_one_line_with_exit_code_2(command, fleet, name, value):
+    env = {**child_env(), name: value}
+    proc = subprocess.run(command("status"), capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {name}: must be a positive")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert value in proc.stderr
+
+
+def test_a_long_bad_run_id_is_shown_shortened(command, fleet):
+    proc = subprocess.run(
+        command("revert", "9" * 5000), capture_output=True, text=True, env=child_env(), timeout=60
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr) < 300, proc.stderr
 
 
 def test_force_allows_a_short_threshold(invoke, fleet):

@@ -179,7 +179,7 @@ def test_bad_tenders_are_refused_before_anything_is_written(service, runs):
     with track_run("Kerala eTenders", service=service) as run:
         with pytest.raises(ValueError, match="needs a non-empty 'tender_id'"):
             run.add_tenders([{"tender_id": "ok"}, {"title": "no id"}])
-        with pytest.raises(ValueError, match="value_inr must be a number"):
+        with pytest.raises(ValueError, match="value_inr must be a finite number"):
             run.add_tenders([{"tender_id": "X", "value_inr": "twelve lakh"}])
         assert runs.get(run.run_id)["extracted_total_tenders"] == 0
     assert stored(service, "Kerala eTenders") == []
@@ -687,6 +687,19 @@ def extracted(service, portal):
             {"p": portal},
         ).scalar()
     return value or 0
+
+
+@pytest.mark.parametrize("delay", ["1e20", "-1", "nan", "inf", "3601"])
+def test_the_demo_scraper_refuses_a_delay_it_cannot_sleep(service, settings, runs, delay):
+    scraper = start_scraper(settings, "--portal", "Assam Tenders", "--delay", delay)
+    try:
+        output, _ = scraper.communicate(timeout=60)
+    finally:
+        scraper.kill()
+    assert scraper.returncode == 2, output
+    assert "--delay: must be a number of seconds from 0 to 3600" in output
+    assert "Traceback" not in output
+    assert runs.count() == 0  # refused before claiming the portal
 
 
 def test_a_killed_scraper_is_resumed_to_exactly_the_uninterrupted_tenders(service, settings):

@@ -390,6 +390,9 @@ WILD_FORMATS: dict[str, tuple[Callable[[datetime], Any], timedelta]] = {
     "epoch float": (lambda m: m.timestamp(), MILLI),
     "epoch millis": (lambda m: int(m.timestamp() * 1000), MILLI),
     "epoch text": (lambda m: str(int(m.timestamp())), SECOND),
+    "compact": (lambda m: _local(m).strftime("%Y%m%d%H%M%S"), SECOND),
+    "compact integer": (lambda m: int(_local(m).strftime("%Y%m%d%H%M%S")), SECOND),
+    "compact minutes": (lambda m: int(_local(m).strftime("%Y%m%d%H%M")), MINUTE),
     "BLOB": (lambda m: _local(m).strftime("%Y-%m-%d %H:%M:%S").encode(), SECOND),
 }
 # Ages that keep clear of the threshold by more than any format's rounding.
@@ -401,6 +404,18 @@ AGES = st.one_of(
 NOT_A_TIME = st.text(
     alphabet=st.characters(exclude_categories=("Cs", "Nd", "No", "Nl")), min_size=1, max_size=30
 ).filter(lambda s: s.strip() != "")
+# Bare numbers that name no single moment: a compact date (any time that day), and numbers
+# that are neither epoch time between 2000 and 2100 nor compact date and time.
+NOT_ONE_MOMENT = st.one_of(
+    st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=400)).flatmap(
+        lambda age: st.sampled_from(
+            [_local(NOW - age).strftime("%Y%m%d"), int(_local(NOW - age).strftime("%Y%m%d"))]
+        )
+    ),
+    st.sampled_from(["1", "1.5", 1, 1.5, "0", 0, -1, "20261128.5"]),
+    st.integers(min_value=-(2**63), max_value=946_684_799).filter(lambda n: len(str(n)) != 8),
+    st.integers(min_value=4_102_444_800, max_value=10**11 - 1),
+)
 
 
 @dataclass(frozen=True)
@@ -417,13 +432,17 @@ class Start:
 
 @st.composite
 def legacy_starts(draw: st.DrawFn) -> Start:
-    kind = draw(st.sampled_from(["wild", "wild", "wild", "not a time", "anything", "far"]))
+    kind = draw(
+        st.sampled_from(["wild", "wild", "wild", "not a time", "no one moment", "anything", "far"])
+    )
     if kind == "wild":
         moment = NOW - draw(AGES)
         render, precision = WILD_FORMATS[draw(st.sampled_from(sorted(WILD_FORMATS)))]
         return Start(render(moment), "moment", moment, precision)
     if kind == "not a time":
         return Start(draw(NOT_A_TIME), "none")
+    if kind == "no one moment":
+        return Start(draw(NOT_ONE_MOMENT), "none")
     if kind == "far":
         far = ["9999-12-31 23:59:59", "0001-01-01 00:00:00", "2999-01-01T00:00:00Z", "0", "-1"]
         return Start(draw(st.sampled_from(far)), "any")
@@ -778,7 +797,7 @@ def test_hostile_arguments_through_the_real_program(db_url, checkpoint_dir, serv
     cases = {
         "not UTF-8": ([b"check", b"\xff\xfe../../etc"], 1),
         "SQL": (["check", "'; DROP TABLE runs; --"], 0),
-        "huge run id": (["revert", "99999999999999999999"], 1),
+        "huge run id": (["revert", "99999999999999999999"], 2),  # no column holds it
         "SQL run id": (["revert", "1; DROP TABLE runs"], 2),
     }
     processes = {

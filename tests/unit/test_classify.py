@@ -288,6 +288,26 @@ def test_per_portal_heartbeat_timeout_is_applied():
 
 # -- invariants, over arbitrary facts -------------------------------------------------------
 
+
+def compact(shape: str) -> st.SearchStrategy[object]:
+    """A moment in a compact shape (``%Y%m%d`` ...), as text or as an integer column."""
+    moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1))
+    return st.tuples(moments, st.booleans()).map(
+        lambda m: int(m[0].strftime(shape)) if m[1] else m[0].strftime(shape)
+    )
+
+
+# Starts that name no single moment: a date without a time, and numbers that are neither epoch
+# time between 2000 and 2100 nor compact date and time.
+unreadable_starts = st.one_of(
+    compact("%Y%m%d"),
+    compact("%Y%m%d").map(float),
+    st.sampled_from(["1", "1.5", 1, 1.5, 0, -1, "0", "-5", "20261201.5", "+20261201"]),
+    st.integers(min_value=-(10**15), max_value=946_684_799).filter(lambda n: len(str(n)) != 8),
+    st.integers(min_value=4_102_444_800, max_value=10**11 - 1).filter(lambda n: len(str(n)) != 12),
+    st.integers(min_value=4_102_444_800_000, max_value=10**13 - 1),
+    st.floats(max_value=946_684_799.5).filter(lambda f: not f.is_integer()),
+)
 timestamps = st.one_of(
     st.none(),
     st.text(max_size=30),
@@ -295,7 +315,11 @@ timestamps = st.one_of(
         lambda d: d.isoformat(sep=" ")
     ),
     st.integers(min_value=-(10**12), max_value=10**13),
+    st.integers(min_value=10**13, max_value=10**15),
     st.floats(allow_nan=True, allow_infinity=True),
+    compact("%Y%m%d%H%M%S"),
+    compact("%Y%m%d%H%M"),
+    unreadable_starts,
 )
 counters = st.one_of(st.none(), st.integers(-5, 10**6), st.text(max_size=8), st.floats())
 checkpoints = st.builds(
@@ -350,6 +374,44 @@ def test_dead_only_without_any_evidence(run, ckpt, policy):
     assert verdict.age_hours >= policy.age_threshold.total_seconds() / 3600
     assert not policy.exclude_from_cleanup
     assert verdict.reasons
+
+
+@given(start=unreadable_starts, ckpt=checkpoints, policy=policies, heartbeat_hours=st.floats(1, 99))
+def test_a_run_whose_start_cannot_be_read_unambiguously_is_never_dead(
+    start, ckpt, policy, heartbeat_hours
+):
+    """Whatever else holds (no progress, a lost heartbeat, any checkpoint), a start time that
+    names no single moment is never grounds for a clean-up: the run needs a person."""
+    for heartbeat in (None, utc(hours=heartbeat_hours)):
+        verdict = judge(ckpt, policy, started_at=start, last_heartbeat_at=heartbeat)
+        assert verdict.state is not RunState.DEAD, (start, verdict.summary)
+        assert verdict.action is not Action.CLEANUP
+        if verdict.state is RunState.ATTENTION:
+            reason = next(r for r in verdict.reasons if r.rule == "start_unknown")
+            assert str(start).strip() in reason.message, reason.message
+
+
+@pytest.mark.parametrize(
+    ("start", "state", "age_hours"),
+    [
+        # NOW is 2026-11-28 17:30 in Asia/Kolkata
+        (20261128, RunState.ATTENTION, None),
+        ("20261128", RunState.ATTENTION, None),
+        (20261001, RunState.ATTENTION, None),  # August 1970 if read as epoch seconds
+        ("1", RunState.ATTENTION, None),
+        ("1.5", RunState.ATTENTION, None),
+        (20261128153000, RunState.YOUNG, 2.0),  # not the year 2612
+        ("20261126173000", RunState.DEAD, 48.0),
+        (202611261730, RunState.DEAD, 48.0),
+    ],
+)
+def test_compact_and_bare_number_starts(start, state, age_hours):
+    verdict = judge(started_at=start)
+    assert verdict.state is state, verdict.summary
+    assert verdict.age_hours == (None if age_hours is None else pytest.approx(age_hours))
+    if state is RunState.ATTENTION:
+        assert "start time is unreadable" in verdict.summary
+        assert repr(start) in verdict.summary
 
 
 @given(run=facts, ckpt=checkpoints, policy=policies)

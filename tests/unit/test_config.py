@@ -243,3 +243,33 @@ def test_trusted_proxies_from_the_toml_file(tmp_path):
 def test_bad_login_throttling_settings_are_refused(name, value, fragment):
     with pytest.raises(ConfigError, match=f"{name}: .*{fragment}"):
         Settings.load({name: value})
+
+
+# A duration that rounds to nothing (1e-300 hours) is no threshold at all: every run would be
+# "old" the moment it started.
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLEANUP_AGE_THRESHOLD_HOURS", "1e-300"),
+        ("CLEANUP_HEARTBEAT_TIMEOUT_MINUTES", "1e-9"),
+        ("CLEANUP_HEARTBEAT_INTERVAL_SECONDS", "0.0000001"),
+        ("CLEANUP_MONITOR_INTERVAL_MINUTES", "5e-324"),
+        ("CLEANUP_SESSION_HOURS", "1e-12"),
+    ],
+)
+def test_durations_below_a_millisecond_are_refused_with_the_setting_named(name, value):
+    with pytest.raises(ConfigError, match=f"{name}: .*at least one millisecond") as caught:
+        Settings.load({name: value})
+    assert value in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [1e-300, "1e-300", 2e-7])
+def test_a_requested_threshold_below_a_millisecond_is_a_value_error(value):
+    with pytest.raises(ValueError, match="at least one millisecond"):
+        validate_threshold_hours(value, "--age-hours")
+
+
+def test_a_millisecond_is_the_shortest_duration():
+    settings = Settings.load({"CLEANUP_HEARTBEAT_INTERVAL_SECONDS": "0.001"})
+    assert settings.heartbeat_interval_seconds == 0.001
+    assert validate_threshold_hours(1 / 3_600_000) == 1 / 3_600_000
