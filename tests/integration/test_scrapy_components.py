@@ -152,7 +152,7 @@ def test_each_tender_is_stored_once_and_a_repeat_is_dropped_as_skipped(settings,
 def test_a_bad_tender_is_dropped_and_nothing_is_written(settings, service, runs):
     crawl = Crawl(settings)
     crawl.open()
-    with pytest.raises(DropItem, match="value_inr must be a number"):
+    with pytest.raises(DropItem, match="value_inr must be a finite number"):
         crawl.item(tender("T1", value_inr="twelve lakh"))
     with pytest.raises(DropItem, match="needs a non-empty 'tender_id'"):
         crawl.item(tender("   "))
