@@ -103,6 +103,15 @@ def _urls(value: object) -> tuple[str, ...]:
     return urls
 
 
+def _token(value: object) -> str:
+    """A secret such as a bearer token: text, without surrounding blanks, never empty (an empty
+    one would look like protection and be none)."""
+    token = _text(value).strip()
+    if not token:
+        raise ValueError("must not be empty")
+    return token
+
+
 def _timezone(value: object) -> tzinfo:
     if isinstance(value, tzinfo):
         return value
@@ -234,6 +243,8 @@ class Settings:
     monitor_in_dashboard: bool = False
     dashboard_url: str | None = None
     session_hours: float = 12.0
+    metrics_enabled: bool = False
+    metrics_token: str | None = field(default=None, repr=False)  # a secret: never in logs
     portals: Mapping[str, PortalOverride] = field(default_factory=dict)
     config_file: Path | None = None
 
@@ -365,6 +376,8 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "monitor_in_dashboard": _boolean,
     "dashboard_url": _text,
     "session_hours": _positive("hours"),
+    "metrics_enabled": _boolean,
+    "metrics_token": _token,
 }
 
 
