@@ -38,6 +38,7 @@ from cleanup_core.demo import load_demo
 from cleanup_core.display import SafeLogFormatter, safe_lines, safe_text
 from cleanup_core.errors import CleanupError, ConfigError
 from cleanup_core.launcher import launch_resume, launch_start
+from cleanup_core.metrics import render, serve
 from cleanup_core.numbers import run_id_from_text
 from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
 
@@ -723,6 +724,58 @@ def _print_cycle(app: App, report: CycleReport) -> None:
     for delivery in report.deliveries:
         outcome = "delivered" if delivery.ok else "FAILED (retried next cycle)"
         app.out.print(f"  {_shown(delivery.channel)}: {outcome}")
+
+
+# -- Prometheus ---------------------------------------------------------------------------------
+
+
+def _listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT``; ``[::1]:9464`` for IPv6, ``0.0.0.0:9464`` for every interface."""
+    host, colon, port_text = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not colon or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageProblem(f"--listen wants HOST:PORT, e.g. 127.0.0.1:9464 (got {value!r})")
+    return host, int(port_text)
+
+
+@cli.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve the metrics over HTTP (any path, e.g. /metrics) instead of printing them once; "
+    "port 0 picks a free one.",
+)
+@common_options()
+def metrics(app: App, listen: str | None) -> None:
+    """Prometheus metrics: running runs by judged state per portal, the oldest running run's
+    age, the monitor's last cycle, audit events by action.
+
+    Printed once in Prometheus's text format (for node_exporter's textfile collector, from
+    cron), or served with --listen, where every scrape reads the database anew and a database
+    outage is reported as cleanup_up 0 instead of stopping the server.
+    """
+    if app.as_json:
+        raise UsageProblem("metrics prints Prometheus's text format; --json does not apply")
+    if listen is None:
+        click.echo(render(app.service, age_threshold_hours=app.age_hours), nl=False)
+        return
+    host, port = _listen_address(listen)
+    try:
+        server, thread = serve(app.service, host, port, age_threshold_hours=app.age_hours)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    shown_host, shown_port = server.server_address[:2]
+    if ":" in str(shown_host):
+        shown_host = f"[{shown_host}]"
+    app.err.print(
+        escape(f"serving metrics on http://{shown_host}:{shown_port}/metrics; Ctrl-C stops")
+    )
+    try:
+        thread.join()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- dashboard accounts -------------------------------------------------------------------------

@@ -149,6 +149,15 @@ def _urls(value: object) -> tuple[str, ...]:
     return urls
 
 
+def _token(value: object) -> str:
+    """A secret such as a bearer token: text, without surrounding blanks, never empty (an empty
+    one would look like protection and be none)."""
+    token = _text(value).strip()
+    if not token:
+        raise ValueError("must not be empty")
+    return token
+
+
 def _timezone(value: object) -> tzinfo:
     if isinstance(value, tzinfo):
         return value
@@ -286,6 +295,8 @@ class Settings:
     login_lockout_minutes: float = 15.0
     login_forget_after_hours: float = 24.0
     trusted_proxies: tuple[Network, ...] = ()
+    metrics_enabled: bool = False
+    metrics_token: str | None = field(default=None, repr=False)  # a secret: never in logs
     portals: Mapping[str, PortalOverride] = field(default_factory=dict)
     config_file: Path | None = None
 
@@ -423,6 +434,8 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "login_lockout_minutes": _positive("minutes", 43_200),
     "login_forget_after_hours": _positive("hours"),
     "trusted_proxies": _networks,
+    "metrics_enabled": _boolean,
+    "metrics_token": _token,
 }
 
 

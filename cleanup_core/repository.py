@@ -439,6 +439,12 @@ def events_page(
     return list(conn.execute(stmt)), total
 
 
+def event_counts_by_action(conn: Connection) -> dict[str, int]:
+    """How many audit events there are of each action, over the whole trail."""
+    stmt = select(_events.c.action, func.count()).group_by(_events.c.action)
+    return {action: count for action, count in conn.execute(stmt)}
+
+
 # -- dashboard reads --
 
 # The columns the runs page may sort by: a whitelist, never a name from the browser.

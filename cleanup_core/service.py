@@ -166,6 +166,18 @@ class HistoryPage:
     total: int
 
 
+@dataclass(frozen=True)
+class MonitorCycleRecord:
+    """The monitor's latest finished cycle: when it started and how it went."""
+
+    started_at: datetime | None
+    outcome: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
 def _checked_ids(run_ids: Iterable[object]) -> list[int]:
     """Unique run ids in the order given; anything that is not a whole number is refused."""
     seen: dict[int, None] = {}
@@ -631,11 +643,31 @@ class CleanupService:
             )
         return HistoryPage(tuple(self._event(row) for row in rows), total)
 
-    def _event(self, row: Any) -> AuditEvent:
+    def event_counts(self) -> dict[str, int]:
+        """How many audit events there are of each action (``cleanup``, ``revert``, ``start``,
+        ...), over the whole trail."""
+        with self.db.read() as conn:
+            return repository.event_counts_by_action(conn)
+
+    # -- the monitor's record ------------------------------------------------------------
+
+    def last_monitor_cycle(self) -> MonitorCycleRecord | None:
+        """The monitor's latest finished cycle, or ``None`` before its first."""
+        with self.db.read() as conn:
+            row = repository.last_cycle(conn, finished_only=True)
+        if row is None:
+            return None
+        return MonitorCycleRecord(started_at=self._moment(row.started_at), outcome=row.outcome)
+
+    def _moment(self, raw: object) -> datetime | None:
+        """A stored time, or ``None`` when it is missing or cannot be read."""
         try:
-            created = parse_timestamp(row.created_at, self.settings.timezone)
+            return parse_timestamp(raw, self.settings.timezone)
         except ValueError:
-            created = None
+            return None
+
+    def _event(self, row: Any) -> AuditEvent:
+        created = self._moment(row.created_at)
         try:
             details = json.loads(row.details) if row.details else {}
         except ValueError:

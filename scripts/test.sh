@@ -37,6 +37,13 @@ ensure_fail2ban_regex() {
 }
 ensure_fail2ban_regex
 
+ensure_promtool() {
+    if command -v promtool >/dev/null 2>&1; then return; fi
+    echo "==> installing Debian's prometheus package (promtool) for the alert rules' tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+}
+ensure_promtool
+
 echo "==> ruff"
 ruff check .
 ruff format --check .

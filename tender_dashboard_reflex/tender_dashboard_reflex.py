@@ -1,7 +1,8 @@
 """The dashboard app: pages, routes and their load events.
 
 Starting the app never changes a run: pages only read until a signed-in admin acts, and the
-optional monitor task only alerts (unless ``monitor_auto_clean`` is set).
+optional monitor task only alerts (unless ``monitor_auto_clean`` is set). The backend also serves
+Prometheus metrics at ``/metrics`` when ``metrics_enabled`` is set (see ``api``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import reflex as rx
 
 from cleanup_core.alerts import Monitor, run_forever
 from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.api import api
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.pages.history import history_page
 from tender_dashboard_reflex.pages.login import login_page
@@ -58,7 +60,7 @@ async def monitor_in_dashboard() -> None:
 
 
 log_to_stderr()
-app = rx.App()
+app = rx.App(api_transformer=api)  # /metrics, when metrics_enabled
 app.register_lifespan_task(monitor_in_dashboard)
 app.add_page(login_page, route=routes.LOGIN, title="Log in", on_load=LoginState.open_page)
 app.add_page(overview_page, route=routes.OVERVIEW, title="Overview", on_load=OverviewState.load)
