@@ -1,11 +1,17 @@
 """``python -m benchmarks``: build synthetic databases and measure, side by side with references.
 
-    python -m benchmarks                          # 10k, 100k and 1M runs on SQLite (about 10 min)
+    python -m benchmarks                          # every section on SQLite
     python -m benchmarks --sizes 100000           # one size
     python -m benchmarks --pg postgresql+psycopg://postgres@127.0.0.1/postgres   # also PostgreSQL
-    python -m benchmarks --skip-browser --skip-tracker
+    python -m benchmarks --skip-browser --skip-tracker --skip-detection
+    python -m benchmarks --only detection         # one section
 
-Prints a table and writes JSON (figures, ratios, sizes, machine info) to --out.
+Sections: ``scale`` (the sizes: pre-scrape check, summary, clean-up, dashboard), ``tracker``
+(many scrapers on one SQLite file) and ``detection`` (crash detection latency and false positives
+over a simulated 90-day fleet history, static vs adaptive thresholds).
+
+Prints tables and writes JSON (figures, ratios, sizes, machine info) to --out; a section that was
+not run this time keeps its figures from the file already there.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +32,11 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks import dashboard, figures, synthetic, tracker_load
+from benchmarks import dashboard, detection, figures, synthetic, tracker_load
 from cleanup_core import Settings
 
 RUNNING = 10_000
+SECTIONS = ("scale", "tracker", "detection")
 
 
 def machine() -> dict[str, Any]:
@@ -44,18 +52,19 @@ def machine() -> dict[str, Any]:
 class SqliteTarget:
     """A database file per size; copies of it for the destructive clean-up figures."""
 
-    def __init__(self, workdir: Path, size: int):
+    def __init__(self, workdir: Path, size: int | str):
         self.workdir = workdir
         self.path = workdir / f"runs-{size}.db"
         self.label = f"sqlite-{size}"
         self.copies = 0
 
-    def settings(self, path: Path | None = None) -> Settings:
+    def settings(self, path: Path | None = None, **overrides: Any) -> Settings:
         return Settings.load(
             {},
             database_url=f"sqlite:///{path or self.path}",
             checkpoint_dir=str(self.workdir / "checkpoints"),
             timezone="UTC",
+            **overrides,
         )
 
     def copy(self) -> Settings:
@@ -73,24 +82,32 @@ class SqliteTarget:
             path.unlink()
 
 
+class SqliteFile(SqliteTarget):
+    """One database file, deleted afterwards (no copies)."""
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 class PostgresTarget:
-    def __init__(self, admin_url: str, workdir: Path, size: int):
+    def __init__(self, admin_url: str, workdir: Path, size: int | str):
         self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.base = make_url(admin_url)
-        self.name = f"bench_{size}_{uuid.uuid4().hex[:6]}"
+        self.name = f"bench_{size}_{uuid.uuid4().hex[:6]}".replace("-", "_")
         self.workdir = workdir
         self.label = f"postgresql-{size}"
         self.created = [self.name]
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
 
-    def settings(self, name: str | None = None) -> Settings:
+    def settings(self, name: str | None = None, **overrides: Any) -> Settings:
         url = self.base.set(database=name or self.name).render_as_string(hide_password=False)
         return Settings.load(
             {},
             database_url=url,
             checkpoint_dir=str(self.workdir / "checkpoints"),
             timezone="UTC",
+            **overrides,
         )
 
     def copy(self) -> Settings:
@@ -144,6 +161,25 @@ def measure(target: Any, size: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def scale(workdir: Path, sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every size on SQLite (and PostgreSQL with ``--pg``)."""
+    results = []
+    for size in sizes:
+        targets: list[Any] = [SqliteTarget(workdir / f"sqlite-{size}", size)]
+        if args.pg:
+            targets.append(PostgresTarget(args.pg, workdir / f"pg-{size}", size))
+        for target in targets:
+            Path(target.workdir).mkdir(parents=True, exist_ok=True)
+            try:
+                result = measure(target, size, args)
+            finally:
+                target.cleanup()
+            result["label"] = target.label
+            results.append(result)
+            print(json.dumps(result, indent=1), flush=True)
+    return results
+
+
 def tracker(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     path = workdir / "tracker-load.db"
     print(f"-- tracker: {args.scrapers} scrapers for {args.tracker_seconds:g} s ...", flush=True)
@@ -186,6 +222,53 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
+def detection_sections(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The detection benchmark on SQLite (and PostgreSQL with ``--pg``): a fresh database per
+    configuration."""
+    backends: list[tuple[str, Callable[[str], Any]]] = [
+        ("sqlite", lambda name: SqliteFile(workdir / name, name))
+    ]
+    if args.pg:
+        backends.append(("postgresql", lambda name: PostgresTarget(args.pg, workdir / name, name)))
+    return [
+        detection.measure(
+            backend,
+            make_target,
+            seed=args.detection_seed,
+            days=args.detection_days,
+            history_days=args.detection_history_days,
+            scan_minutes=args.scan_minutes,
+        )
+        for backend, make_target in backends
+    ]
+
+
+def chosen_sections(args: argparse.Namespace) -> list[str]:
+    if args.only:
+        return [s for s in SECTIONS if s in args.only]
+    skipped = {"tracker": args.skip_tracker, "detection": args.skip_detection}
+    return [s for s in SECTIONS if not skipped.get(s)]
+
+
+def write_report(out: Path, ran: dict[str, Any]) -> None:
+    """Write the sections that ran; keep the others' figures from the file already there."""
+    report: dict[str, Any] = {}
+    if out.exists():
+        try:
+            report = json.loads(out.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"{out} could not be read ({exc}); writing a new one")
+        if not isinstance(report, dict):
+            report = {}
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    report["machine"] = machine()
+    report.setdefault("measured_at", {}).update({name: when for name in ran})
+    report.update({"results" if name == "scale" else name: value for name, value in ran.items()})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -194,45 +277,53 @@ def main() -> None:
     parser.add_argument("--pg", metavar="ADMIN_URL", help="also measure PostgreSQL")
     parser.add_argument("--out", default="benchmarks/results/latest.json")
     parser.add_argument("--workdir", help="where to put the databases (default: a temp dir)")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+    )
     parser.add_argument("--skip-browser", action="store_true", help="no dashboard timing")
     parser.add_argument("--skip-tracker", action="store_true", help="no tracker load test")
+    parser.add_argument("--skip-detection", action="store_true", help="no detection benchmark")
     parser.add_argument("--scrapers", type=int, default=50)
     parser.add_argument("--tracker-seconds", type=float, default=30.0)
+    parser.add_argument("--detection-days", type=int, default=90, help="the simulated window")
+    parser.add_argument(
+        "--detection-history-days",
+        type=int,
+        default=60,
+        help="completed runs already in the database before the window",
+    )
+    parser.add_argument("--detection-seed", type=int, default=15)
+    parser.add_argument(
+        "--scan-minutes", type=float, default=detection.SCAN_MINUTES, help="simulated scan interval"
+    )
     args = parser.parse_args()
+    sections = chosen_sections(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cleanup-bench-"))
-    results = []
+    ran: dict[str, Any] = {}
     try:
-        for size in sizes:
-            targets: list[Any] = [SqliteTarget(workdir / f"sqlite-{size}", size)]
-            if args.pg:
-                targets.append(PostgresTarget(args.pg, workdir / f"pg-{size}", size))
-            for target in targets:
-                Path(target.workdir).mkdir(parents=True, exist_ok=True)
-                try:
-                    result = measure(target, size, args)
-                finally:
-                    target.cleanup()
-                result["label"] = target.label
-                results.append(result)
-                print(json.dumps(result, indent=1), flush=True)
-        load = None if args.skip_tracker else tracker(workdir, args)
+        if "scale" in sections:
+            ran["scale"] = scale(workdir, sizes, args)
+        if "tracker" in sections:
+            ran["tracker"] = tracker(workdir, args)
+        if "detection" in sections:
+            ran["detection"] = detection_sections(workdir, args)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_table(results)
-    if load:
+    if "scale" in ran:
+        print_table(ran["scale"])
+    if "tracker" in ran:
+        load = ran["tracker"]
         print(
             f"tracker: {load['scrapers']} scrapers x {load['seconds']:g} s: "
             f"{load['progress_writes']} progress writes, {load['locked_errors']} 'database is "
             f"locked' errors, write p50 {load['progress_write_p50_ms']} ms, "
             f"p99 {load['progress_write_p99_ms']} ms"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "results": results, "tracker": load}
-    out.write_text(json.dumps(report, indent=2))
-    print(f"written to {out}")
+    for section in ran.get("detection", []):
+        detection.print_section(section)
+    write_report(Path(args.out), ran)
 
 
 if __name__ == "__main__":
