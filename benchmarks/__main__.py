@@ -4,6 +4,9 @@
     python -m benchmarks --sizes 100000           # one size
     python -m benchmarks --pg postgresql+psycopg://postgres@127.0.0.1/postgres   # also PostgreSQL
     python -m benchmarks --skip-browser --skip-tracker
+    python -m benchmarks --sizes 10000 --skip-browser --skip-tracker --pg ADMIN_URL   # + pooler
+
+With --pg it also runs the fleet through PgBouncer (500 scrapers for 60 s; --skip-pooler).
 
 Prints a table and writes JSON (figures, ratios, sizes, machine info) to --out.
 """
@@ -25,7 +28,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks import dashboard, figures, synthetic, tracker_load
+from benchmarks import dashboard, figures, pooler_load, synthetic, tracker_load
 from cleanup_core import Settings
 
 RUNNING = 10_000
@@ -157,6 +160,21 @@ def tracker(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def pooler(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    print(
+        f"-- pooler: {args.pool_scrapers} scrapers through PgBouncer for "
+        f"{args.pool_seconds:g} s ...",
+        flush=True,
+    )
+    return pooler_load.measure(
+        args.pg,
+        workdir,
+        scrapers=args.pool_scrapers,
+        seconds=args.pool_seconds,
+        processes=args.pool_processes,
+    )
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     rows = [
         (
@@ -198,6 +216,10 @@ def main() -> None:
     parser.add_argument("--skip-tracker", action="store_true", help="no tracker load test")
     parser.add_argument("--scrapers", type=int, default=50)
     parser.add_argument("--tracker-seconds", type=float, default=30.0)
+    parser.add_argument("--skip-pooler", action="store_true", help="no PgBouncer fleet (--pg)")
+    parser.add_argument("--pool-scrapers", type=int, default=500)
+    parser.add_argument("--pool-seconds", type=float, default=60.0)
+    parser.add_argument("--pool-processes", type=int, default=4)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cleanup-bench-"))
@@ -217,6 +239,7 @@ def main() -> None:
                 results.append(result)
                 print(json.dumps(result, indent=1), flush=True)
         load = None if args.skip_tracker else tracker(workdir, args)
+        fleet = None if args.skip_pooler or not args.pg else pooler(workdir, args)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -228,9 +251,18 @@ def main() -> None:
             f"locked' errors, write p50 {load['progress_write_p50_ms']} ms, "
             f"p99 {load['progress_write_p99_ms']} ms"
         )
+    if fleet:
+        print(
+            f"pooler: {fleet['scrapers']} scrapers x {fleet['seconds']:g} s through PgBouncer "
+            f"(default_pool_size {fleet['pgbouncer_default_pool_size']}): {fleet['errors']} "
+            f"errors, {fleet['lost_heartbeats']} lost heartbeats (oldest "
+            f"{fleet['max_heartbeat_age_s']} s), {fleet['portals_with_one_run']} of "
+            f"{fleet['scrapers']} portals with exactly one run, heartbeat write p50 "
+            f"{fleet['heartbeat_write_p50_ms']} ms, p99 {fleet['heartbeat_write_p99_ms']} ms"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "results": results, "tracker": load}
+    report = {"machine": machine(), "results": results, "tracker": load, "pooler": fleet}
     out.write_text(json.dumps(report, indent=2))
     print(f"written to {out}")
 
