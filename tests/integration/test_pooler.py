@@ -325,8 +325,9 @@ def test_idle_tracked_scrapers_hold_no_connections_between_heartbeats(
     direct_url, checkpoint_dir, observer
 ):
     """Twelve scrapers, one thread each plus its heartbeat thread, connected to the server
-    directly. Every connection the server shows for one of them is at most one per scraper and
-    younger than a heartbeat interval: opened for the transaction under way, not kept."""
+    directly. The server shows at most one connection per scraper, and none that lived through
+    two heartbeat intervals: each was opened for the transaction under way, not kept (a kept
+    one would be as old as the scraper)."""
     tag, interval, count = f"idle-{uuid.uuid4().hex[:8]}-", 1.0, 12
     services = [
         scraper_service(
@@ -352,7 +353,7 @@ def test_idle_tracked_scrapers_hold_no_connections_between_heartbeats(
         claimed.wait(60)
         first = heartbeats(observer)
         samples = []
-        deadline = time.monotonic() + 4 * interval
+        deadline = time.monotonic() + 5 * interval
         while time.monotonic() < deadline:
             samples.append(connections(observer, tag))
             time.sleep(0.01)
@@ -367,7 +368,7 @@ def test_idle_tracked_scrapers_hold_no_connections_between_heartbeats(
     for sample in samples:
         names = [name for name, _ in sample]
         assert len(names) == len(set(names)), f"two connections of one scraper: {sample}"
-        assert all(age < interval for _, age in sample), f"a connection was kept: {sample}"
+        assert all(age < 2 * interval for _, age in sample), f"a connection was kept: {sample}"
     assert connections_after_closing(observer, tag) == []
 
 
