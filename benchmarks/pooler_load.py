@@ -14,6 +14,7 @@ claim race) and warnings the tracker logged (a failed heartbeat is logged, then 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import resource
@@ -84,9 +85,9 @@ def _database_class() -> type:
     from cleanup_core.db import Database
 
     class TimedDatabase(Database):
-        def __init__(self, settings: Any, timings: list[tuple[float, float]]):
+        def __init__(self, settings: Any):
             super().__init__(settings)
-            self.timings = timings
+            self.timings: list[tuple[float, float]] = []  # (called at, seconds)
 
         @contextmanager
         def write(self) -> Iterator[Connection]:
@@ -114,7 +115,6 @@ def _scrapers(
     from cleanup_core import CleanupService, PortalBusyError, Settings, track_run
 
     settings = Settings.load({}, **settings_values)
-    timings: list[tuple[float, float]] = []
     warnings: list[str] = []
     outcomes: dict[str, list[Any]] = {"claimed": [], "busy": [], "errors": []}
     lock = threading.Lock()
@@ -127,9 +127,7 @@ def _scrapers(
 
     logging.getLogger("cleanup_core").addHandler(Warnings())
     database_class = _database_class()
-    services = [
-        CleanupService(settings, database=database_class(settings, timings)) for _ in indexes
-    ]
+    services = [CleanupService(settings, database=database_class(settings)) for _ in indexes]
     for service in services:
         service.db.engine  # noqa: B018 - opened (and its schema checked) before the race
     go, stopping = threading.Event(), threading.Event()
@@ -179,12 +177,23 @@ def _scrapers(
     for thread in threads:
         thread.join()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    timings = [timing for service in services for timing in service.db.timings]
+    interval = settings.heartbeat_interval_seconds
+    # How late each heartbeat thread woke up: the time from the end of its previous write plus
+    # the interval to its next write. This is the simulation's own CPU starvation (every
+    # scraper here shares two cores), not time spent on the database path.
+    lateness = [
+        (at, at - (previous_at + previous_seconds + interval))
+        for service in services
+        for (previous_at, previous_seconds), (at, _) in itertools.pairwise(service.db.timings)
+    ]
     results.put(
         {
             "claimed": outcomes["claimed"],
             "busy": outcomes["busy"],
             "errors": outcomes["errors"] + warnings,
             "timings": timings,
+            "lateness": lateness,
             "cpu_s": usage.ru_utime + usage.ru_stime,
         }
     )
@@ -276,12 +285,16 @@ def run(
             conn.execute(text("SELECT status, count(*) FROM runs GROUP BY status")).all()
         )
     observer.dispose()
-    timings = sorted(
-        seconds
-        for report in reports
-        for at, seconds in report["timings"]
-        if window_start <= at <= window_end
-    )
+
+    def in_window(key: str) -> list[float]:
+        return sorted(
+            value
+            for report in reports
+            for at, value in report[key]
+            if window_start <= at <= window_end
+        )
+
+    timings, lateness = in_window("timings"), in_window("lateness")
     errors = [e for report in reports for e in report["errors"]]
     portals = {PORTAL.format(index=i) for i in range(scrapers)}
     return {
@@ -307,6 +320,8 @@ def run(
         "max_heartbeat_age_s": round(max(ages, default=0.0), 2),
         "heartbeat_write_p50_ms": _percentile_ms(timings, 0.50),
         "heartbeat_write_p99_ms": _percentile_ms(timings, 0.99),
+        "heartbeat_wakeup_late_p99_ms": _percentile_ms(lateness, 0.99),
+        "heartbeat_wakeup_late_max_ms": _percentile_ms(lateness, 1.0),
         "server_connections_max": max(server_connections, default=0),
     }
 
