@@ -5,9 +5,11 @@
     python -m benchmarks --pg postgresql+psycopg://postgres@127.0.0.1/postgres   # also PostgreSQL
     python -m benchmarks --skip-browser --skip-tracker --skip-detection
     python -m benchmarks --only detection         # one section
+    python -m benchmarks --only pooler --pg ADMIN_URL   # a scraper fleet through PgBouncer
 
-Sections: ``scale`` (the sizes: pre-scrape check, summary, clean-up, dashboard), ``tracker``
-(many scrapers on one SQLite file) and ``detection`` (crash detection latency and false positives
+Sections: ``pooler`` (with --pg only: 500 scrapers heartbeating through PgBouncer), ``scale``
+(the sizes: pre-scrape check, summary, clean-up, dashboard), ``tracker`` (many scrapers on one
+SQLite file) and ``detection`` (crash detection latency and false positives
 over a simulated 90-day fleet history, static vs adaptive thresholds).
 
 Prints tables and writes JSON (figures, ratios, sizes, machine info) to --out; a section that was
@@ -32,11 +34,11 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks import dashboard, detection, figures, synthetic, tracker_load
+from benchmarks import dashboard, detection, figures, pooler_load, synthetic, tracker_load
 from cleanup_core import Settings
 
 RUNNING = 10_000
-SECTIONS = ("scale", "tracker", "detection")
+SECTIONS = ("pooler", "scale", "tracker", "detection")
 
 
 def machine() -> dict[str, Any]:
@@ -193,6 +195,21 @@ def tracker(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def pooler(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    print(
+        f"-- pooler: {args.pool_scrapers} scrapers through PgBouncer for "
+        f"{args.pool_seconds:g} s ...",
+        flush=True,
+    )
+    return pooler_load.measure(
+        args.pg,
+        workdir,
+        scrapers=args.pool_scrapers,
+        seconds=args.pool_seconds,
+        processes=args.pool_processes,
+    )
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     rows = [
         (
@@ -246,7 +263,11 @@ def detection_sections(workdir: Path, args: argparse.Namespace) -> list[dict[str
 def chosen_sections(args: argparse.Namespace) -> list[str]:
     if args.only:
         return [s for s in SECTIONS if s in args.only]
-    skipped = {"tracker": args.skip_tracker, "detection": args.skip_detection}
+    skipped = {
+        "pooler": args.skip_pooler or not args.pg,
+        "tracker": args.skip_tracker,
+        "detection": args.skip_detection,
+    }
     return [s for s in SECTIONS if not skipped.get(s)]
 
 
@@ -296,12 +317,20 @@ def main() -> None:
     parser.add_argument(
         "--scan-minutes", type=float, default=detection.SCAN_MINUTES, help="simulated scan interval"
     )
+    parser.add_argument("--skip-pooler", action="store_true", help="no PgBouncer fleet (--pg)")
+    parser.add_argument("--pool-scrapers", type=int, default=500)
+    parser.add_argument("--pool-seconds", type=float, default=60.0)
+    parser.add_argument("--pool-processes", type=int, default=4)
     args = parser.parse_args()
     sections = chosen_sections(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cleanup-bench-"))
     ran: dict[str, Any] = {}
     try:
+        # First, while the server is quiet: the bulk loads below leave it writing dirty pages
+        # out for a while, which slows every commit of a heartbeat fleet.
+        if "pooler" in sections and args.pg:
+            ran["pooler"] = pooler(workdir, args)
         if "scale" in sections:
             ran["scale"] = scale(workdir, sizes, args)
         if "tracker" in sections:
@@ -320,6 +349,16 @@ def main() -> None:
             f"{load['progress_writes']} progress writes, {load['locked_errors']} 'database is "
             f"locked' errors, write p50 {load['progress_write_p50_ms']} ms, "
             f"p99 {load['progress_write_p99_ms']} ms"
+        )
+    if "pooler" in ran:
+        fleet = ran["pooler"]
+        print(
+            f"pooler: {fleet['scrapers']} scrapers x {fleet['seconds']:g} s through PgBouncer "
+            f"(default_pool_size {fleet['pgbouncer_default_pool_size']}): {fleet['errors']} "
+            f"errors, {fleet['lost_heartbeats']} lost heartbeats (oldest "
+            f"{fleet['max_heartbeat_age_s']} s), {fleet['portals_with_one_run']} of "
+            f"{fleet['scrapers']} portals with exactly one run, heartbeat write p50 "
+            f"{fleet['heartbeat_write_p50_ms']} ms, p99 {fleet['heartbeat_write_p99_ms']} ms"
         )
     for section in ran.get("detection", []):
         detection.print_section(section)

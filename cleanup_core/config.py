@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, tzinfo
+from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from string import Formatter
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cleanup_core.checkpoints import portal_slug
 from cleanup_core.errors import ConfigError
+from cleanup_core.numbers import whole_number
 
 ENV_PREFIX = "CLEANUP_"
 CONFIG_ENV = "CLEANUP_CONFIG"
@@ -122,6 +124,44 @@ def _boolean(value: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("must be true or false")
+
+
+def _whole(maximum: int) -> Callable[[object], int]:
+    wanted = f"must be a whole number from 1 to {maximum}"
+
+    def parse(value: object) -> int:
+        number = value if type(value) is int else whole_number(value)
+        if number is None or not 1 <= number <= maximum:
+            raise ValueError(wanted)
+        return number
+
+    return parse
+
+
+class PoolMode(StrEnum):
+    """How one process keeps its database connections (``db_pool``)."""
+
+    QUEUE = "queue"  # a small bounded pool: the dashboard, the monitor, the CLI
+    NONE = "none"  # none kept: one connection per transaction, one transaction at a time
+
+
+class Pooler(StrEnum):
+    """What sits between the processes and PostgreSQL (``db_pooler``)."""
+
+    NONE = "none"  # the server itself, or a session pooler
+    TRANSACTION = "transaction"  # e.g. PgBouncer with pool_mode = transaction
+
+
+def _choice(kind: type[StrEnum]) -> Callable[[object], Any]:
+    names = ", ".join(repr(member.value) for member in kind)
+
+    def parse(value: object) -> Any:
+        try:
+            return kind(_text(value).strip().lower())
+        except ValueError:
+            raise ValueError(f"must be one of {names}") from None
+
+    return parse
 
 
 def _text(value: object) -> str:
@@ -278,6 +318,9 @@ class Settings:
     busy_timeout_seconds: float = 10.0
     max_checkpoint_mb: float = 32.0
     heartbeat_interval_seconds: float = 60.0
+    db_pool: PoolMode = PoolMode.QUEUE
+    db_pool_size: int = 5
+    db_pooler: Pooler = Pooler.NONE
     resume_command: str | None = None
     start_command: str | None = None
     log_dir: Path | None = None
@@ -417,6 +460,9 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "busy_timeout_seconds": _positive("seconds", 3600),
     "max_checkpoint_mb": _positive("megabytes", 100_000),
     "heartbeat_interval_seconds": _positive("seconds"),
+    "db_pool": _choice(PoolMode),
+    "db_pool_size": _whole(1000),
+    "db_pooler": _choice(Pooler),
     "resume_command": _command("resume_command"),
     "start_command": _command("start_command"),
     "log_dir": _text,

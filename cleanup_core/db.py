@@ -12,6 +12,12 @@ version in ``cleanup_schema``; it never renames, retypes, rewrites or drops anyt
 checks what exists first, so it is idempotent and safe on every start, and it holds the
 database's write lock (SQLite) or an advisory lock (PostgreSQL) so two processes starting
 together do not race.
+
+Connections (``db_pool``): ``queue`` keeps a small bounded pool per process (the dashboard, the
+monitor, the CLI); ``none`` keeps none, so a scraper process holds at most one connection, only
+while a transaction runs, and none between heartbeats. Nothing relies on session state: the time
+zone and lock timeout are set in every transaction, and advisory locks are transaction-scoped,
+so every process also works through a transaction pooler such as PgBouncer (``db_pooler``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +48,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cleanup_core.config import Settings
+from cleanup_core.config import Pooler, PoolMode, Settings
 from cleanup_core.errors import (
+    ConfigError,
     DatabaseError,
     DatabaseLockedError,
     DatabaseUnavailableError,
@@ -90,6 +97,8 @@ OWN_TABLE_NAMES = frozenset(
     [SchemaVersion.__tablename__, *(table.name for table in ADOPTED_TABLES)]
 )
 _ADOPTION_LOCK_KEY = zlib.crc32(b"cleanup_core.schema")
+# How long a transaction waits for a free connection of its process's pool (db_pool = queue).
+POOL_TIMEOUT_SECONDS = 30.0
 _INIT = "`python -m cleanup_core init`"
 _INIT_FORCE = "`python -m cleanup_core init --force`"
 
@@ -147,6 +156,9 @@ class Database:
         self._engine: Engine | None = None
         self._ready = False
         self._lock = threading.Lock()
+        # db_pool = none: one transaction, so one connection, at a time in this process. It is
+        # re-entrant so that a thread opening a transaction inside its own waits for nobody.
+        self._one_at_a_time = threading.RLock() if settings.db_pool is PoolMode.NONE else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -174,7 +186,7 @@ class Database:
         ``runs`` table exists; what was done (nothing, the second time). A database holding
         another application's tables but no ``runs`` table is refused unless
         ``beside_other_tables``."""
-        with self._lock:
+        with self._turn(), self._lock:
             if self._ready:
                 assert self._engine is not None
                 with self._translated():
@@ -247,17 +259,29 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot."""
-        with self._translated(), self.engine.connect() as conn, conn.begin():
+        with self._connection() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction. On SQLite it takes the write lock up front (``BEGIN IMMEDIATE``),
         so it waits its turn instead of failing half-way when it upgrades from reading."""
-        with self._translated(), self.engine.connect() as conn:
+        with self._connection() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        """A connection for one transaction, closed (``none``) or returned to the pool
+        (``queue``) when it ends. With ``db_pool = none`` it waits until this process's other
+        thread (a scraper's heartbeat, say) has finished its transaction: one connection at most.
+        """
+        with self._turn(), self._translated(), self.engine.connect() as conn:
+            yield conn
+
+    def _turn(self) -> AbstractContextManager[Any]:
+        return self._one_at_a_time if self._one_at_a_time is not None else nullcontext()
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -267,6 +291,13 @@ class Database:
     def _translated(self) -> Iterator[None]:
         try:
             yield
+        except sa_exc.TimeoutError as exc:
+            size = self.settings.db_pool_size
+            raise DatabaseError(
+                f"All {size} connections of this process to {self.label} stayed busy for "
+                f"{POOL_TIMEOUT_SECONDS:g} s. Raise CLEANUP_DB_POOL_SIZE, or look for slow "
+                "queries."
+            ) from exc
         except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
             raise _translate(exc, self) from exc
         except sa_exc.DataError as exc:
@@ -311,19 +342,32 @@ def _make_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": settings.busy_timeout_seconds})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": settings.busy_timeout_seconds},
+            **_pool_arguments(settings),
+        )
         _configure_sqlite(engine, busy_ms=int(settings.busy_timeout_seconds * 1000))
     elif backend == "postgresql":
-        zone = getattr(settings.timezone, "key", None) or "UTC"
-        lock_ms = int(settings.busy_timeout_seconds * 1000)
-        options = f"-c timezone={zone} -c lock_timeout={lock_ms}"
-        if "options" in url.query:  # keep the operator's own (e.g. search_path)
-            options = f"{url.query['options']} {options}"
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if settings.db_pooler is Pooler.TRANSACTION:
+            if "options" in url.query:
+                raise ConfigError(
+                    "CLEANUP_DATABASE_URL has options=... but CLEANUP_DB_POOLER is "
+                    "'transaction': a transaction pooler refuses startup options (PgBouncer: "
+                    "'unsupported startup parameter: options'). Set them on the role instead, "
+                    "e.g. ALTER ROLE scraper SET search_path = tenders, and remove them from the "
+                    "URL."
+                )
+            # psycopg prepares a statement run five times on its server connection; behind a
+            # transaction pooler the next transaction may get another server connection, where
+            # it does not exist (PgBouncer before 1.21).
+            connect_args["prepare_threshold"] = None
+        pre_ping = {"pool_pre_ping": True} if settings.db_pool is PoolMode.QUEUE else {}
         engine = create_engine(
-            url.difference_update_query(["options"]),
-            pool_pre_ping=True,
-            connect_args={"connect_timeout": 10, "options": options},
+            url, connect_args=connect_args, **_pool_arguments(settings), **pre_ping
         )
+        _set_per_transaction(engine, settings)
         _load_odd_timestamps_raw(engine)
     else:
         raise DatabaseError(
@@ -331,6 +375,49 @@ def _make_engine(settings: Settings) -> Engine:
         )
     engine.dialect.cleanup_timezone = settings.timezone  # type: ignore[attr-defined]
     return engine
+
+
+def _pool_arguments(settings: Settings) -> dict[str, Any]:
+    """``none``: no pool, a connection per transaction. ``queue``: at most ``db_pool_size``
+    connections, kept open between transactions; one more waits for a free one."""
+    if settings.db_pool is PoolMode.NONE:
+        return {"poolclass": NullPool}
+    return {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": 0,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
+
+
+def _set_per_transaction(engine: Engine, settings: Settings) -> None:
+    """The time zone naive timestamps are read and written in, and how long to wait for a lock,
+    set in every transaction (``set_config(..., true)`` is ``SET LOCAL``), never on the session:
+    a transaction pooler hands each transaction whichever server connection is free, and
+    refuses startup ``options``. SQLAlchemy's begin sends them with the ``BEGIN``, in one round
+    trip: behind a pooler a transaction holds a server connection from its first statement to
+    its last, so every round trip less lets it serve more scrapers."""
+    zone = getattr(settings.timezone, "key", None) or "UTC"
+    lock_ms = int(settings.busy_timeout_seconds * 1000)
+    begin = (
+        f"BEGIN; SELECT set_config('TimeZone', {_quoted(zone)}, true), "
+        f"set_config('lock_timeout', '{lock_ms}ms', true)"
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's BEGIN (below) start transactions, not psycopg; its commit() and
+        # rollback() still end them.
+        dbapi_connection.autocommit = True
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+
+def _quoted(text: str) -> str:
+    """An SQL string literal (the statement above has no parameters, so that both commands go
+    in one simple query)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _load_odd_timestamps_raw(engine: Engine) -> None:

@@ -44,6 +44,14 @@ ensure_promtool() {
 }
 ensure_promtool
 
+# The pooler tests start their own PgBouncer (transaction mode) in front of PostgreSQL.
+ensure_pgbouncer() {
+    if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then return; fi
+    echo "==> installing Debian's PgBouncer for the pooler tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+}
+ensure_pgbouncer
+
 echo "==> ruff"
 ruff check .
 ruff format --check .

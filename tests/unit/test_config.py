@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cleanup_core import ConfigError, Settings
-from cleanup_core.config import validate_threshold_hours
+from cleanup_core.config import Pooler, PoolMode, validate_threshold_hours
 
 
 def test_defaults(tmp_path, monkeypatch):
@@ -273,3 +273,44 @@ def test_a_millisecond_is_the_shortest_duration():
     settings = Settings.load({"CLEANUP_HEARTBEAT_INTERVAL_SECONDS": "0.001"})
     assert settings.heartbeat_interval_seconds == 0.001
     assert validate_threshold_hours(1 / 3_600_000) == 1 / 3_600_000
+
+
+def test_connection_settings_default_to_a_small_pool_and_no_pooler(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load({})
+    assert (settings.db_pool, settings.db_pool_size, settings.db_pooler) == (
+        PoolMode.QUEUE,
+        5,
+        Pooler.NONE,
+    )
+
+
+def test_connection_settings_from_the_environment_and_the_file(tmp_path):
+    env = {"CLEANUP_DB_POOL": "None", "CLEANUP_DB_POOLER": " transaction "}
+    settings = Settings.load(env)
+    assert (settings.db_pool, settings.db_pooler) == (PoolMode.NONE, Pooler.TRANSACTION)
+    path = write_toml(tmp_path, 'db_pool = "queue"\ndb_pool_size = 12\n')
+    from_file = Settings.load({"CLEANUP_CONFIG": str(path)})
+    assert (from_file.db_pool, from_file.db_pool_size) == (PoolMode.QUEUE, 12)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("CLEANUP_DB_POOL", "nullpool", "CLEANUP_DB_POOL: must be one of 'queue', 'none'"),
+        ("CLEANUP_DB_POOLER", "session", "must be one of 'none', 'transaction'"),
+        ("CLEANUP_DB_POOL_SIZE", "0", "whole number from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "1001", "whole number from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "2.5", "whole number from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "-3", "whole number from 1 to 1000"),
+    ],
+)
+def test_bad_connection_settings_name_the_setting(name, value, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.load({name: value})
+
+
+def test_a_pool_size_of_true_in_the_file_is_refused(tmp_path):
+    path = write_toml(tmp_path, "db_pool_size = true\n")
+    with pytest.raises(ConfigError, match="db_pool_size: must be a whole number"):
+        Settings.load({"CLEANUP_CONFIG": str(path)})
