@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cleanup_core.checkpoints import portal_slug
 from cleanup_core.errors import ConfigError
-from cleanup_core.numbers import whole_number
 
 ENV_PREFIX = "CLEANUP_"
 CONFIG_ENV = "CLEANUP_CONFIG"
@@ -124,18 +123,6 @@ def _boolean(value: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("must be true or false")
-
-
-def _whole(maximum: int) -> Callable[[object], int]:
-    wanted = f"must be a whole number from 1 to {maximum}"
-
-    def parse(value: object) -> int:
-        number = value if type(value) is int else whole_number(value)
-        if number is None or not 1 <= number <= maximum:
-            raise ValueError(wanted)
-        return number
-
-    return parse
 
 
 class PoolMode(StrEnum):
@@ -461,7 +448,7 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "max_checkpoint_mb": _positive("megabytes", 100_000),
     "heartbeat_interval_seconds": _positive("seconds"),
     "db_pool": _choice(PoolMode),
-    "db_pool_size": _whole(1000),
+    "db_pool_size": _whole("connections", 1, 1000),
     "db_pooler": _choice(Pooler),
     "resume_command": _command("resume_command"),
     "start_command": _command("start_command"),

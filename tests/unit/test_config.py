@@ -299,10 +299,10 @@ def test_connection_settings_from_the_environment_and_the_file(tmp_path):
     [
         ("CLEANUP_DB_POOL", "nullpool", "CLEANUP_DB_POOL: must be one of 'queue', 'none'"),
         ("CLEANUP_DB_POOLER", "session", "must be one of 'none', 'transaction'"),
-        ("CLEANUP_DB_POOL_SIZE", "0", "whole number from 1 to 1000"),
-        ("CLEANUP_DB_POOL_SIZE", "1001", "whole number from 1 to 1000"),
-        ("CLEANUP_DB_POOL_SIZE", "2.5", "whole number from 1 to 1000"),
-        ("CLEANUP_DB_POOL_SIZE", "-3", "whole number from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "0", "whole number of connections from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "1001", "whole number of connections from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "2.5", "whole number of connections from 1 to 1000"),
+        ("CLEANUP_DB_POOL_SIZE", "-3", "whole number of connections from 1 to 1000"),
     ],
 )
 def test_bad_connection_settings_name_the_setting(name, value, fragment):
