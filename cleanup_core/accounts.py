@@ -35,12 +35,13 @@ from cleanup_core.config import Network, Settings
 from cleanup_core.db import Database
 from cleanup_core.errors import CleanupError, LoginThrottledError
 from cleanup_core.timestamps import utc_now
+from cleanup_core.vocabulary import Role
 
 log = logging.getLogger("cleanup_core.accounts")
 
-ADMIN = "admin"
-VIEWER = "viewer"
-ROLES = (ADMIN, VIEWER)
+ADMIN = Role.ADMIN
+VIEWER = Role.VIEWER
+ROLES = tuple(role.value for role in Role)
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 

@@ -33,16 +33,17 @@ from cleanup_core.classify import RunState, Verdict
 from cleanup_core.errors import CleanupError
 from cleanup_core.service import CleanupService
 from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind
 
 log = logging.getLogger("cleanup_core.alerts")
 
-# What a problem is called, in the order a message lists them.
-KINDS = ("dead", "stalled", "attention", "resumable")
+# What a problem is called in a message; they are listed in the order of ``ProblemKind``.
+KINDS = tuple(ProblemKind)
 _LABELS = {
-    "dead": "DEAD",
-    "stalled": "STALLED",
-    "attention": "NEEDS ATTENTION",
-    "resumable": "RESUMABLE",
+    ProblemKind.DEAD: "DEAD",
+    ProblemKind.STALLED: "STALLED",
+    ProblemKind.ATTENTION: "NEEDS ATTENTION",
+    ProblemKind.RESUMABLE: "RESUMABLE",
 }
 LEASE_NAME = "monitor"
 KEEP_HISTORY = timedelta(days=30)
@@ -54,7 +55,7 @@ class Problem:
 
     run_id: int
     portal_name: str
-    kind: str
+    kind: ProblemKind
     summary: str
 
 
@@ -62,17 +63,17 @@ class Problem:
 class Change:
     """One line of a notice: a new problem, a reminder, or a recovery."""
 
-    what: str  # "new", "reminder", "recovered"
+    what: ProblemChange
     run_id: int
     portal_name: str
-    kind: str
+    kind: ProblemKind | str  # a kind an earlier version recorded may not be one of ours
     summary: str
 
     def line(self) -> str:
         label = _LABELS.get(self.kind, self.kind.upper())
-        if self.what == "recovered":
+        if self.what is ProblemChange.RECOVERED:
             return f"  RECOVERED run {self.run_id} (was {self.kind}): {self.summary}"
-        prefix = "STILL " if self.what == "reminder" else "NEW "
+        prefix = "STILL " if self.what is ProblemChange.REMINDER else "NEW "
         return f"  {prefix}{label} run {self.run_id}: {self.summary}"
 
 
@@ -88,7 +89,7 @@ class Delivery:
 class CycleReport:
     """What one cycle saw and did."""
 
-    outcome: str  # "ok", "skipped", "error"
+    outcome: CycleOutcome
     detail: str = ""
     changes: list[Change] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)  # one per URL that had news
@@ -149,12 +150,13 @@ def current_problems(
     for verdict in verdicts:
         portal = verdict.portal_name or ""
         if verdict.state in (RunState.DEAD, RunState.RESUMABLE, RunState.ATTENTION):
-            problems.append(Problem(verdict.run_id, portal, verdict.state.value, verdict.summary))
+            kind = ProblemKind(verdict.state.value)
+            problems.append(Problem(verdict.run_id, portal, kind, verdict.summary))
             continue
         stall_after = timedelta(minutes=settings.stall_after_minutes_for(portal))
         reason = stalled_reason(verdict, stall_after, now)
         if reason:
-            problems.append(Problem(verdict.run_id, portal, "stalled", reason))
+            problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, reason))
     return problems
 
 
@@ -162,7 +164,8 @@ def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple
     """The title and body of one message: every change, grouped per portal."""
     counts: dict[str, int] = defaultdict(int)
     for change in changes:
-        key = "recovered" if change.what == "recovered" else f"{change.what} {change.kind}"
+        recovered = change.what is ProblemChange.RECOVERED
+        key = ProblemChange.RECOVERED.value if recovered else f"{change.what} {change.kind}"
         counts[key] += 1
     title = "Tender runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
     by_portal: dict[str, list[Change]] = defaultdict(list)
@@ -270,23 +273,25 @@ class Monitor:
             now = self.service.clock(conn, now)
             lease_until = now + max(self.interval, timedelta(minutes=5))
             if not repository.take_lease(conn, LEASE_NAME, self.holder, now, lease_until):
-                return CycleReport("skipped", "another monitor is running a cycle", started_at=now)
+                return CycleReport(
+                    CycleOutcome.SKIPPED, "another monitor is running a cycle", started_at=now
+                )
             last = repository.last_cycle(conn)
             if not force and last is not None:
                 started = parse_timestamp(last.started_at, self.settings.timezone)
                 if started is not None and now - started < self.interval * 0.9:
                     repository.release_lease(conn, LEASE_NAME, self.holder)
                     return CycleReport(
-                        "skipped",
+                        CycleOutcome.SKIPPED,
                         f"a cycle ran {(now - started).total_seconds() / 60:.0f} min ago",
                         started_at=now,
                     )
             cycle_id = repository.start_cycle(conn, now, self.holder)
-        report = CycleReport("ok", started_at=now)
+        report = CycleReport(CycleOutcome.OK, started_at=now)
         try:
             self._cycle(cycle_id, now, report)
         except CleanupError as exc:
-            report.outcome, report.detail = "error", str(exc)
+            report.outcome, report.detail = CycleOutcome.ERROR, str(exc)
             log.error("monitor cycle failed: %s", exc)
         finally:
             with self.service.db.write() as conn:
@@ -319,7 +324,13 @@ class Monitor:
             changes = self._compare(conn, problems, now, remind_after)
             reported = {c.run_id for c in changes}
             changes.extend(
-                Change("recovered", run_id, portal, "dead", "cleaned automatically by the monitor")
+                Change(
+                    ProblemChange.RECOVERED,
+                    run_id,
+                    portal,
+                    ProblemKind.DEAD,
+                    "cleaned automatically by the monitor",
+                )
                 for run_id, portal in auto_cleaned.items()
                 if run_id not in reported
             )
@@ -348,7 +359,11 @@ class Monitor:
                 repository.open_problem(conn, problem.__dict__, now)
                 changes.append(
                     Change(
-                        "new", problem.run_id, problem.portal_name, problem.kind, problem.summary
+                        ProblemChange.NEW,
+                        problem.run_id,
+                        problem.portal_name,
+                        problem.kind,
+                        problem.summary,
                     )
                 )
                 continue
@@ -357,7 +372,7 @@ class Monitor:
                 repository.touch_problem(conn, row.id, now, problem.summary)
                 changes.append(
                     Change(
-                        "reminder",
+                        ProblemChange.REMINDER,
                         problem.run_id,
                         problem.portal_name,
                         problem.kind,
@@ -374,7 +389,9 @@ class Monitor:
             status = statuses.get(row.run_id)
             now_state = f"status is now {status.status!r}" if status else "run record deleted"
             changes.append(
-                Change("recovered", row.run_id, row.portal_name or "", row.kind, now_state)
+                Change(
+                    ProblemChange.RECOVERED, row.run_id, row.portal_name or "", row.kind, now_state
+                )
             )
         return sorted(
             changes,
@@ -472,7 +489,7 @@ def run_forever(
     while not stop.is_set():
         try:
             report = monitor.run_cycle()
-            if on_cycle is not None and report.outcome != "skipped":
+            if on_cycle is not None and report.outcome is not CycleOutcome.SKIPPED:
                 on_cycle(report)
             wait = monitor.seconds_until_due()
         except CleanupError as exc:

@@ -41,6 +41,7 @@ from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.metrics import render, serve
 from cleanup_core.numbers import run_id_from_text
 from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
+from cleanup_core.vocabulary import Action, AuditAction, CycleOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -52,6 +53,13 @@ EXIT_INTERRUPTED = 130
 BATCH_SIZE = 500
 
 log = logging.getLogger("cleanup_core.cli")
+
+ACTION_COLOURS = {
+    Action.START: "green",
+    Action.RESUME: "yellow",
+    Action.CLEANUP: "red",
+    Action.WAIT: "cyan",
+}
 
 
 class UsageProblem(click.UsageError):
@@ -506,10 +514,10 @@ def check(app: App, portal: str) -> None:
     if app.as_json:
         app.emit_json(verdict.to_dict())
         return
-    colour = {"start": "green", "resume": "yellow", "cleanup": "red", "wait": "cyan"}
     action = verdict.action.value
     reason = _shown(verdict.reason)
-    app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {reason}")
+    colour = ACTION_COLOURS[verdict.action]
+    app.out.print(f"[bold {colour}]{action}[/bold {colour}]: {reason}")
     if verdict.run_ids:
         app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
 
@@ -535,7 +543,7 @@ def revert(app: App, run_id: str) -> None:
     if not reverted:
         if app.service.run_status(number) is None:
             why = "there is no such run"
-        elif app.service.history(run_id=number, actions=["cleanup"], limit=1).total == 0:
+        elif app.service.history(run_id=number, actions=[AuditAction.CLEANUP], limit=1).total == 0:
             why = "it was never cleaned up"
         else:
             why = "its latest clean-up was already reverted, or the run changed since"
@@ -549,7 +557,8 @@ def revert(app: App, run_id: str) -> None:
     "--action",
     "actions",
     multiple=True,
-    help="Only these actions (repeatable): cleanup, revert, delete, ...",
+    type=click.Choice([action.value for action in AuditAction]),
+    help="Only these actions (repeatable).",
 )
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @common_options()
@@ -707,7 +716,7 @@ def watch(app: App, once: bool, force_cycle: bool) -> None:
     if once:
         report = monitor.run_cycle(force=force_cycle)
         _print_cycle(app, report)
-        if report.outcome == "error" or report.delivery_failed:
+        if report.outcome is CycleOutcome.ERROR or report.delivery_failed:
             sys.exit(EXIT_FAILED)
         return
     app.err.print(f"watching every {app.settings.monitor_interval_minutes:g} min; Ctrl-C stops")
@@ -804,7 +813,7 @@ def _accounts(app: App) -> Accounts:
 @click.option(
     "--role",
     type=click.Choice(ROLES),
-    default=ADMIN,
+    default=ADMIN.value,
     show_default=True,
     help="admin may change runs; viewer may only look.",
 )

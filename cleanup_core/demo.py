@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 from cleanup_core import repository
 from cleanup_core.checkpoints import checkpoint_path, read_checkpoint, write_checkpoint
 from cleanup_core.errors import RefusedError
-from cleanup_core.models import COMPLETED, FAILED, RUNNING
 from cleanup_core.service import CleanupService
 from cleanup_core.timestamps import parse_timestamp, utc_now
+from cleanup_core.vocabulary import AuditAction, RunStatus
 
 if TYPE_CHECKING:
     from cleanup_core.tracker import TrackedRun
@@ -313,6 +313,13 @@ class DemoReport:
         }
 
 
+_WORKER_STATUS = {
+    AuditAction.START: RunStatus.RUNNING,
+    AuditAction.COMPLETE: RunStatus.COMPLETED,
+    AuditAction.FAIL: RunStatus.FAILED,
+}
+
+
 @dataclass
 class _Fleet:
     """The rows being written, collected in one transaction."""
@@ -331,13 +338,13 @@ class _Fleet:
         started_at: datetime,
         tenders: Sequence[dict[str, Any]] = (),
         tracked: bool = True,
-        events: Sequence[tuple[str, datetime, dict[str, Any]]] = (),
+        events: Sequence[tuple[AuditAction, datetime, dict[str, Any]]] = (),
         **values: Any,
     ) -> int:
         """One run with its tenders; a tracked worker also leaves a heartbeat and an attempt."""
         row: dict[str, Any] = {
             "portal_name": portal,
-            "status": RUNNING,
+            "status": RunStatus.RUNNING,
             "started_at": started_at,
             "worker_id": f"{DEMO_PREFIX}{worker}",
             "extracted_total_tenders": len(tenders),
@@ -357,7 +364,7 @@ class _Fleet:
         self.runs.setdefault(label, []).append(run_id)
         if tracked:
             actor = f"worker:{row['worker_id']}"
-            history = [("start", started_at, {}), *events]
+            history = [(AuditAction.START, started_at, {}), *events]
             repository.insert_events(
                 self.conn,
                 [
@@ -369,15 +376,20 @@ class _Fleet:
 
 
 def _event(
-    run_id: int, portal: str, action: str, actor: str, at: datetime, details: dict[str, Any]
+    run_id: int,
+    portal: str,
+    action: AuditAction,
+    actor: str,
+    at: datetime,
+    details: dict[str, Any],
 ) -> dict[str, Any]:
-    to_status = {"start": RUNNING, "complete": COMPLETED, "fail": FAILED}[action]
+    to_status = _WORKER_STATUS[action]
     return {
         "run_id": run_id,
         "portal_name": portal,
         "action": action,
         "actor": actor,
-        "from_status": None if action == "start" else RUNNING,
+        "from_status": None if action is AuditAction.START else RunStatus.RUNNING,
         "to_status": to_status,
         "created_at": at,
         "details": json.dumps(details),
@@ -540,11 +552,11 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
             worker=worker,
             started_at=start,
             tenders=stored,
-            status=COMPLETED if error is None else FAILED,
+            status=RunStatus.COMPLETED if error is None else RunStatus.FAILED,
             completed_at=end,
             last_heartbeat_at=end,
             skipped_existing_total=skipped,
-            events=[("complete" if error is None else "fail", end, details)],
+            events=[(AuditAction.COMPLETE if error is None else AuditAction.FAIL, end, details)],
         )
 
     # Finished runs, the history every portal has.

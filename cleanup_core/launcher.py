@@ -29,13 +29,14 @@ from cleanup_core.checkpoints import portal_slug
 from cleanup_core.classify import Action, RunState
 from cleanup_core.config import command_argv
 from cleanup_core.errors import CleanupError, RefusedError, RunNotFoundError
-from cleanup_core.models import RUNNING
 from cleanup_core.service import CleanupService
+from cleanup_core.vocabulary import AuditAction, RunStatus
 
 log = logging.getLogger("cleanup_core.launcher")
 
 # ``run_events.run_id`` of a launch that has no run yet (a start); its portal names it.
 NO_RUN = 0
+LAUNCHED = {Action.RESUME: AuditAction.RESUME_LAUNCHED, Action.START: AuditAction.START_LAUNCHED}
 
 
 class LaunchError(CleanupError):
@@ -46,7 +47,7 @@ class LaunchError(CleanupError):
 class LaunchResult:
     """A scraper process started in the background."""
 
-    action: str  # "resume" or "start"
+    action: Action  # resume or start
     portal_name: str
     run_id: int | None
     argv: tuple[str, ...]
@@ -86,7 +87,7 @@ def launch_resume(
     if run_id not in found:
         raise RunNotFoundError([run_id])
     status = found[run_id]
-    if status.status != RUNNING:
+    if status.status != RunStatus.RUNNING:
         raise RefusedError(
             f"Run {run_id} is not running (status {status.status!r}); nothing to resume."
         )
@@ -111,7 +112,7 @@ def launch_resume(
             '(or [portals."..."] resume_command) in the config file or CLEANUP_RESUME_COMMAND.'
         )
     values = {"portal": portal_name, "portal_slug": portal_slug(portal_name), "run_id": str(run_id)}
-    return _launch(service, "resume", portal_name, run_id, template, values, actor)
+    return _launch(service, Action.RESUME, portal_name, run_id, template, values, actor)
 
 
 def launch_start(
@@ -130,12 +131,12 @@ def launch_start(
             '(or [portals."..."] start_command) in the config file or CLEANUP_START_COMMAND.'
         )
     values = {"portal": portal_name, "portal_slug": portal_slug(portal_name)}
-    return _launch(service, "start", portal_name, None, template, values, actor)
+    return _launch(service, Action.START, portal_name, None, template, values, actor)
 
 
 def _launch(
     service: CleanupService,
-    action: str,
+    action: Action,
     portal_name: str,
     run_id: int | None,
     template: str,
@@ -186,10 +187,10 @@ def _launch(
                 {
                     "run_id": run_id or NO_RUN,
                     "portal_name": portal_name,
-                    "action": f"{action}_launched",
+                    "action": LAUNCHED[action],
                     "actor": actor,
-                    "from_status": RUNNING if run_id else None,
-                    "to_status": RUNNING if run_id else None,
+                    "from_status": RunStatus.RUNNING if run_id else None,
+                    "to_status": RunStatus.RUNNING if run_id else None,
                     "created_at": repository.database_now(conn),
                     "details": json.dumps(
                         {"argv": argv, "pid": process.pid, "log_path": str(log_path)}

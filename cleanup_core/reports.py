@@ -18,21 +18,26 @@ from cleanup_core import repository
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
 from cleanup_core.classify import RunFacts, RunState, Verdict
 from cleanup_core.display import safe_text, short_text
-from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.service import CleanupService, decide_portal
 from cleanup_core.timestamps import duration, parse_timestamp
+from cleanup_core.vocabulary import AuditAction, RunStatus
 
 PAGE_SIZES = (10, 25, 50, 100)
+# The overview's chart groups run statuses: the known ones, and everything else.
 STATUS_GROUPS = ("running", "completed", "failed", "cleaned", "other")
+_GROUP_OF_STATUS: dict[str, str] = {
+    RunStatus.RUNNING: "running",
+    RunStatus.COMPLETED: "completed",
+    RunStatus.FAILED: "failed",
+    RunStatus.CLEANED: "cleaned",
+}
 CHART_DAYS = 14
 CHART_LABEL = 24  # characters of a portal name under the chart (angled, it must fit)
 
 
 def _status_group(status: str | None) -> str:
-    return {RUNNING: "running", COMPLETED: "completed", FAILED: "failed", CLEANED: "cleaned"}.get(
-        status or "", "other"
-    )
+    return _GROUP_OF_STATUS.get(status or "", "other")
 
 
 class Formatter:
@@ -99,7 +104,7 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
     with service.db.read() as conn:
         counts = repository.status_counts_by_portal(conn)
         since = min(now - timedelta(days=7), now - timedelta(days=CHART_DAYS))
-        cleanups = repository.event_times(conn, "cleanup", since)
+        cleanups = repository.event_times(conn, AuditAction.CLEANUP, since)
     portals: dict[str, PortalStatusCounts] = {}
     for row in counts:
         name = row.portal_name or "(no portal)"
@@ -244,7 +249,7 @@ def runs_page(
             offset=(page - 1) * page_size,
         )
         mappings = [r._mapping for r in rows]
-        running = [_facts(r) for r in mappings if r["status"] == RUNNING]
+        running = [_facts(r) for r in mappings if r["status"] == RunStatus.RUNNING]
         verdicts, _ = service.judge_with_tenders(conn, running, now, None)
     states = {v.run_id: v.state.value for v in verdicts}
     fmt = Formatter(service, now)
@@ -287,19 +292,19 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
     tz = service.settings.timezone
     latest: dict[int, int] = {}
     for event in events:
-        if event.action in ("cleanup", "revert") and not event.run_deleted:
+        if event.action in (AuditAction.CLEANUP, AuditAction.REVERT) and not event.run_deleted:
             latest[event.run_id] = max(latest.get(event.run_id, 0), event.id)
     rows = []
     for event in events:
         details = event.details
         summary = ""
-        if event.action == "cleanup":
+        if event.action == AuditAction.CLEANUP:
             summary = "; ".join(r.get("message", "") for r in details.get("reasons", []))
             if details.get("forced"):
                 summary = f"forced ({details.get('state')}): {summary}"
-        elif event.action == "revert":
+        elif event.action == AuditAction.REVERT:
             summary = f"undid event {details.get('reverted_event_id')}"
-        elif event.action == "delete":
+        elif event.action == AuditAction.DELETE:
             summary = "run record deleted (tenders kept)"
         elif details:
             summary = ", ".join(
@@ -318,7 +323,7 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
                 if event.created_at
                 else "",
                 summary=safe_text(summary[:500]),
-                revertible=event.action == "cleanup"
+                revertible=event.action == AuditAction.CLEANUP
                 and not event.run_deleted
                 and latest.get(event.run_id) == event.id,
                 run_deleted=event.run_deleted,
@@ -344,7 +349,7 @@ def run_detail(
     with service.db.read() as conn:
         now = service.clock(conn, now)
         rows = repository.run_rows(conn, [run_id])
-        running = [_facts(row) for row in rows if row["status"] == RUNNING]
+        running = [_facts(row) for row in rows if row["status"] == RunStatus.RUNNING]
         verdicts, _ = service.judge_with_tenders(conn, running, now, None)
     if not rows:
         return None

@@ -21,9 +21,9 @@ from cleanup_core.classify import Action, RunFacts, RunState, Verdict, classify
 from cleanup_core.config import Policy, Settings, validate_threshold_hours
 from cleanup_core.db import Database
 from cleanup_core.errors import RefusedError, RunNotFoundError
-from cleanup_core.models import CLEANED, RUNNING
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.vocabulary import AuditAction, CycleOutcome, RunStatus
 
 log = logging.getLogger("cleanup_core")
 
@@ -175,7 +175,7 @@ class MonitorCycleRecord:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "ok"
+        return self.outcome == CycleOutcome.OK
 
 
 def _checked_ids(run_ids: Iterable[object]) -> list[int]:
@@ -440,10 +440,10 @@ class CleanupService:
         return {
             "run_id": verdict.run_id,
             "portal_name": verdict.portal_name,
-            "action": "cleanup",
+            "action": AuditAction.CLEANUP,
             "actor": actor,
-            "from_status": RUNNING,
-            "to_status": CLEANED,
+            "from_status": RunStatus.RUNNING,
+            "to_status": RunStatus.CLEANED,
             "created_at": now,
             "details": json.dumps(details, default=str),
         }
@@ -515,8 +515,8 @@ class CleanupService:
         if isinstance(run_id, bool) or not isinstance(run_id, int):
             return False
         with self.db.write() as conn:
-            event = repository.latest_event(conn, run_id, ("cleanup", "revert"))
-            if event is None or event.action != "cleanup":
+            event = repository.latest_event(conn, run_id, (AuditAction.CLEANUP, AuditAction.REVERT))
+            if event is None or event.action != AuditAction.CLEANUP:
                 return False
             details = json.loads(event.details or "{}")
             previous = _decode_raw(details.get("previous_completed_at"))
@@ -537,7 +537,7 @@ class CleanupService:
                     {
                         "run_id": run_id,
                         "portal_name": event.portal_name,
-                        "action": "revert",
+                        "action": AuditAction.REVERT,
                         "actor": actor,
                         "from_status": event.to_status,
                         "to_status": event.from_status,
@@ -572,7 +572,7 @@ class CleanupService:
             missing = [i for i in ids if i not in found]
             if missing:
                 raise RunNotFoundError(missing)
-            running = [row["id"] for row in rows if row["status"] == RUNNING]
+            running = [row["id"] for row in rows if row["status"] == RunStatus.RUNNING]
             if running:
                 listed = ", ".join(map(str, running))
                 raise RefusedError(
@@ -589,7 +589,7 @@ class CleanupService:
                     {
                         "run_id": row["id"],
                         "portal_name": row["portal_name"],
-                        "action": "delete",
+                        "action": AuditAction.DELETE,
                         "actor": actor,
                         "from_status": row["status"],
                         "to_status": None,

@@ -42,9 +42,9 @@ from cleanup_core.checkpoints import read_checkpoint, write_checkpoint
 from cleanup_core.classify import Action, RunFacts
 from cleanup_core.config import Settings
 from cleanup_core.errors import CleanupError, ConfigError, DatabaseError, RefusedError
-from cleanup_core.models import COMPLETED, FAILED, RUNNING
 from cleanup_core.service import CleanupService, PortalCheck
 from cleanup_core.timestamps import utc_now
+from cleanup_core.vocabulary import AuditAction, RunStatus
 
 log = logging.getLogger("cleanup_core.tracker")
 
@@ -287,7 +287,7 @@ class TrackedRun:
             conn,
             {
                 "portal_name": self.portal_name,
-                "status": RUNNING,
+                "status": RunStatus.RUNNING,
                 "started_at": now,
                 "worker_id": self.worker_id,
                 "attempt": self.attempt,
@@ -298,10 +298,10 @@ class TrackedRun:
         )
         self._event(
             conn,
-            "start",
+            AuditAction.START,
             now,
             from_status=None,
-            to_status=RUNNING,
+            to_status=RunStatus.RUNNING,
             details={"reason": self.reason, "cleaned_run_ids": list(self.cleaned_run_ids)},
         )
 
@@ -337,10 +337,10 @@ class TrackedRun:
         self._load_resume_state(conn)
         self._event(
             conn,
-            "resume",
+            AuditAction.RESUME,
             now,
-            from_status=RUNNING,
-            to_status=RUNNING,
+            from_status=RunStatus.RUNNING,
+            to_status=RunStatus.RUNNING,
             details={
                 "attempt": attempt,
                 "previous_attempt": facts.attempt,
@@ -489,7 +489,7 @@ class TrackedRun:
         row = rows[0] if rows else None
         if row is None:
             why = f"run {self.run_id} no longer exists"
-        elif row["status"] != RUNNING:
+        elif row["status"] != RunStatus.RUNNING:
             why = f"run {self.run_id} is no longer running (status {row['status']!r})"
         else:
             why = (
@@ -527,13 +527,13 @@ class TrackedRun:
     def complete(self) -> None:
         """The scrape is done: mark the run ``completed``, with one audit event. Raises
         ``RunFencedError`` (having written nothing) if the run is no longer this worker's."""
-        self._end(lambda: self._finish(COMPLETED, None))
+        self._end(lambda: self._finish(RunStatus.COMPLETED, None))
 
     def fail(self, error: BaseException | str) -> None:
         """The scrape went wrong: mark the run ``failed``; the audit event says why (the
         exception's type and message, or ``error`` as the reason). ``RunFencedError`` as in
         ``complete``."""
-        self._end(lambda: self._finish(FAILED, error))
+        self._end(lambda: self._finish(RunStatus.FAILED, error))
 
     def release(self, reason: str) -> None:
         """The scrape was interrupted (Ctrl-C, SIGTERM, a shutdown): flush the checkpoint and
@@ -561,7 +561,7 @@ class TrackedRun:
             if self._owns_service:
                 self.service.db.dispose()
 
-    def _finish(self, status: str, error: BaseException | str | None) -> None:
+    def _finish(self, status: RunStatus, error: BaseException | str | None) -> None:
         details: dict[str, Any] = {
             "attempt": self.attempt,
             "extracted_total_tenders": self.extracted_total,
@@ -579,8 +579,10 @@ class TrackedRun:
             ):
                 self._fence(conn)
                 return
-            action = "complete" if status == COMPLETED else "fail"
-            self._event(conn, action, now, from_status=RUNNING, to_status=status, details=details)
+            action = AuditAction.COMPLETE if status is RunStatus.COMPLETED else AuditAction.FAIL
+            self._event(
+                conn, action, now, from_status=RunStatus.RUNNING, to_status=status, details=details
+            )
         self.status = status
         log.info(
             "portal %r: run %d %s (%d extracted, %d skipped)",
@@ -607,10 +609,10 @@ class TrackedRun:
                 return
             self._event(
                 conn,
-                "release",
+                AuditAction.RELEASE,
                 now,
-                from_status=RUNNING,
-                to_status=RUNNING,
+                from_status=RunStatus.RUNNING,
+                to_status=RunStatus.RUNNING,
                 details={
                     "reason": reason,
                     "attempt": self.attempt,
@@ -620,7 +622,7 @@ class TrackedRun:
                     "skipped_existing_total": self.skipped_total,
                 },
             )
-        self.status = RUNNING
+        self.status = RunStatus.RUNNING
         log.warning(
             "portal %r: run %d released after %s with %d tenders; it can be resumed now",
             self.portal_name,
@@ -632,7 +634,7 @@ class TrackedRun:
     def _event(
         self,
         conn: Any,
-        action: str,
+        action: AuditAction,
         now: datetime,
         *,
         from_status: str | None,

@@ -8,6 +8,7 @@ import reflex as rx
 
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
+from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import (
     AuthState,
@@ -17,19 +18,7 @@ from tender_dashboard_reflex.state.auth import (
 )
 
 ALL = "all"
-ACTIONS = [
-    ALL,
-    "cleanup",
-    "revert",
-    "delete",
-    "start",
-    "resume",
-    "complete",
-    "fail",
-    "release",
-    "resume_launched",
-    "start_launched",
-]
+ACTIONS = [ALL, *(action.value for action in AuditAction)]
 PAGE_SIZE = 50
 
 

@@ -9,6 +9,7 @@ import reflex as rx
 from cleanup_core.display import safe_text
 from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.reports import PortalRow, portal_rows
+from cleanup_core.vocabulary import Action
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
 
@@ -54,7 +55,7 @@ class PortalsState(AuthState):
         """Clean the portal's dead runs (compare-and-set, audited), then start a scrape."""
         portal = str(portal)
         check = service().check_portal(portal)
-        if check.action.value != "cleanup":
+        if check.action is not Action.CLEANUP:
             self._fetch()
             return rx.toast.warning(
                 safe_text(f"{portal}: the verdict changed to {check.action.value}: {check.reason}")

@@ -6,14 +6,14 @@ from typing import Any
 
 import reflex as rx
 
-from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow, portal_names, run_detail, runs_page
+from cleanup_core.vocabulary import RunStatus
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, guarded, page_argument
 
 ALL = "all"
-STATUS_CHOICES = [ALL, RUNNING, COMPLETED, FAILED, CLEANED]
+STATUS_CHOICES = [ALL, *(status.value for status in RunStatus)]
 
 
 class RunsState(AuthState):
