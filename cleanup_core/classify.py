@@ -22,37 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from math import isfinite
-from typing import Any, NamedTuple
+from typing import Any
 
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
 from cleanup_core.config import Policy
 from cleanup_core.numbers import whole_number
+from cleanup_core.records import RunFacts
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-class RunFacts(NamedTuple):
-    """A running run as stored: raw values, exactly as the database returned them. (A named
-    tuple: built for every running run of every scan, it has to be cheap.)"""
-
-    id: int
-    portal_name: str | None
-    status: str | None
-    started_at: object = None
-    completed_at: object = None
-    extracted_total_tenders: object = None
-    skipped_existing_total: object = None
-    last_heartbeat_at: object = None
-    last_progress_at: object = None
-    worker_id: str | None = None
-    attempt: object = None
-    released_at: object = None
-    # How many tenders the run has stored (counted by the service only for runs that would
-    # otherwise be dead; None: not counted).
-    stored_tenders: int | None = None
 
 
 @dataclass(frozen=True)

@@ -37,20 +37,21 @@ from cleanup_core.db import SCHEMA_VERSION
 from cleanup_core.demo import load_demo
 from cleanup_core.display import SafeLogFormatter, safe_lines, safe_text
 from cleanup_core.errors import CleanupError, ConfigError
-from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.metrics import render, serve
 from cleanup_core.numbers import run_id_from_text
-from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
+from cleanup_core.service import (
+    BATCH_SIZE,
+    CleanupInterrupted,
+    CleanupResult,
+    CleanupService,
+    StuckRunSummary,
+)
 from cleanup_core.vocabulary import Action, AuditAction, CycleOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DEAD_RUNS = 3
 EXIT_INTERRUPTED = 130
-
-# Clean-ups larger than this run in batches of this size, each its own transaction, with a
-# progress bar on a terminal. An interrupt between batches leaves every batch whole.
-BATCH_SIZE = 500
 
 log = logging.getLogger("cleanup_core.cli")
 
@@ -99,7 +100,7 @@ class App:
 
     def close(self) -> None:
         if "service" in self.__dict__:  # only if a command opened the database
-            self.service.db.dispose()
+            self.service.close()
 
     @property
     def actor(self) -> str:
@@ -352,12 +353,10 @@ def scan(app: App) -> None:
         _print_summary(app, summary)
 
 
-def _clean_in_batches(app: App, run_ids: list[int]) -> CleanupResult:
-    """Clean in batches, each its own transaction; a progress bar on a terminal when long."""
-    batches = [run_ids[i : i + BATCH_SIZE] for i in range(0, len(run_ids), BATCH_SIZE)]
-    cleaned: list[int] = []
-    left_alone: dict[int, str] = {}
-    show_bar = len(batches) > 1 and app.out.is_terminal and not app.as_json
+def _clean(app: App, run_ids: list[int]) -> CleanupResult:
+    """Clean the runs (the service works in batches, each its own transaction), with a
+    progress bar on a terminal when there is more than one batch."""
+    show_bar = len(run_ids) > BATCH_SIZE and app.out.is_terminal and not app.as_json
     with Progress(
         TextColumn("cleaning"),
         BarColumn(),
@@ -368,25 +367,20 @@ def _clean_in_batches(app: App, run_ids: list[int]) -> CleanupResult:
     ) as progress:
         task = progress.add_task("clean", total=len(run_ids))
         try:
-            for batch in batches:
-                result = app.service.cleanup_runs(
-                    batch, actor=app.actor, age_threshold_hours=app.age_hours
-                )
-                cleaned.extend(result.cleaned)
-                left_alone.update(result.left_alone)
-                progress.advance(task, len(batch))
-        except KeyboardInterrupt:
-            app.err.print(
-                f"interrupted: {len(cleaned)} runs were cleaned (each with its audit event) "
-                "before the interrupt; the rest are untouched. Run the command again to finish."
+            return app.service.cleanup_runs(
+                run_ids,
+                actor=app.actor,
+                age_threshold_hours=app.age_hours,
+                progress=lambda done, _: progress.update(task, completed=done),
             )
+        except CleanupInterrupted as interrupted:
+            app.err.print(str(interrupted))
             raise
-    return CleanupResult(tuple(run_ids), tuple(cleaned), left_alone)
 
 
 def _delete_dead(app: App, run_ids: list[int]) -> None:
     """Delete dead run records: clean them (compare-and-set) first, then delete those."""
-    cleaned = _clean_in_batches(app, run_ids)
+    cleaned = _clean(app, run_ids)
     deleted = app.service.delete_runs(cleaned.cleaned, confirm=True, actor=app.actor)
     app.out.print(
         f"[green]Deleted {deleted}/{len(run_ids)} dead run records[/green] (tenders kept)"
@@ -421,7 +415,7 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
             app.out.print(f"Dry run: {len(dead)} dead runs would be cleaned; nothing was changed.")
         return
     if auto:
-        result = _clean_in_batches(app, dead)
+        result = _clean(app, dead)
         if app.as_json:
             app.emit_json({"dry_run": False, **result.to_dict(), "notes": list(summary.notes)})
         else:
@@ -439,7 +433,7 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
     app.out.print("  3) cancel")
     choice = click.prompt("Choice", type=click.Choice(["1", "2", "3"]), default="3")
     if choice == "1":
-        _print_result(app, _clean_in_batches(app, dead))
+        _print_result(app, _clean(app, dead))
     elif choice == "2":
         typed = click.prompt(
             f"Deleting is permanent. Type the number of runs to delete ({len(dead)}) to confirm",
@@ -534,20 +528,13 @@ def _run_id(value: str) -> int:
 @common_options()
 def revert(app: App, run_id: str) -> None:
     """Undo the latest clean-up of RUN_ID (previous status and completed_at come back)."""
-    number = _run_id(run_id)
-    reverted = app.service.revert_cleanup(number, actor=app.actor)
+    result = app.service.revert(_run_id(run_id), actor=app.actor)
     if app.as_json:
-        app.emit_json({"run_id": number, "reverted": reverted})
-    elif reverted:
-        app.out.print(f"[green]Reverted the clean-up of run {number}.[/green]")
-    if not reverted:
-        if app.service.run_status(number) is None:
-            why = "there is no such run"
-        elif app.service.history(run_id=number, actions=[AuditAction.CLEANUP], limit=1).total == 0:
-            why = "it was never cleaned up"
-        else:
-            why = "its latest clean-up was already reverted, or the run changed since"
-        raise click.ClickException(f"nothing to revert for run {number}: {why}")
+        app.emit_json(result.to_dict())
+    elif result.reverted:
+        app.out.print(f"[green]{escape(result.message)}[/green]")
+    if not result.reverted:
+        raise click.ClickException(result.message)
 
 
 @cli.command()
@@ -671,7 +658,7 @@ def demo(app: App) -> None:
 @common_options()
 def resume(app: App, run_id: str) -> None:
     """Start the configured resume_command for resumable run RUN_ID, in the background."""
-    launched = launch_resume(app.service, _run_id(run_id), actor=app.actor)
+    launched = app.service.launch_resume(_run_id(run_id), actor=app.actor)
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
@@ -684,7 +671,7 @@ def resume(app: App, run_id: str) -> None:
 def start(app: App, portal: str) -> None:
     """Start the configured start_command for PORTAL, in the background (refused while the
     pre-scrape check says wait)."""
-    launched = launch_start(app.service, portal, actor=app.actor)
+    launched = app.service.launch_start(portal, actor=app.actor)
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:

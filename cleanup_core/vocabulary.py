@@ -62,6 +62,15 @@ class AuditAction(StrEnum):
     START_LAUNCHED = "start_launched"  # the dashboard or CLI started the start_command
 
 
+class NotReverted(StrEnum):
+    """Why a clean-up could not be reverted."""
+
+    NO_SUCH_RUN = "no_such_run"
+    NEVER_CLEANED = "never_cleaned"
+    ALREADY_REVERTED = "already_reverted"  # its latest clean-up was reverted already
+    CHANGED_SINCE = "changed_since"  # its status is no longer what the clean-up left
+
+
 class Rule(StrEnum):
     """Every rule ``classify`` can fire; a verdict's reasons name them."""
 

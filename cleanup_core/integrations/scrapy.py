@@ -199,7 +199,7 @@ class RunTracker:
     @staticmethod
     def _dispose(service: CleanupService | None) -> None:
         if service is not None:
-            service.db.dispose()
+            service.close()
 
 
 class TenderPipeline:

@@ -43,7 +43,7 @@ def action_button(row: PortalRow) -> rx.Component:
                     "Clean up & start",
                     size="1",
                     color_scheme="red",
-                    on_click=PortalsState.clean_up_and_start(row.portal),
+                    on_click=PortalsState.clean_up_and_start(row.portal, row.run_ids),
                     id="portal-cleanup-" + row.last_run_id.to_string(),
                 ),
             ),

@@ -6,6 +6,7 @@ from typing import Any
 
 import reflex as rx
 
+from cleanup_core.display import safe_text
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
 from cleanup_core.vocabulary import AuditAction
@@ -97,10 +98,8 @@ class HistoryState(AuthState):
     def confirm_revert(self) -> Any:
         run_id = self.revert_run_id
         self.revert_dialog_open = False
-        reverted = service().revert_cleanup(run_id, actor=self._actor())
+        result = service().revert(run_id, actor=self._actor())
         self._fetch()
-        if reverted:
-            return rx.toast.success(f"Reverted the clean-up of run {run_id}: it is running again.")
-        return rx.toast.error(
-            f"Nothing to revert for run {run_id}: already reverted, or the run changed since."
-        )
+        if result.reverted:
+            return rx.toast.success(result.message)
+        return rx.toast.error(safe_text(result.message))

@@ -6,7 +6,6 @@ from typing import Any
 
 import reflex as rx
 
-from cleanup_core.alerts import Monitor
 from cleanup_core.reports import STATUS_GROUPS, overview
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, guarded
@@ -41,7 +40,7 @@ class OverviewState(AuthState):
         ]
         self.cleanups_by_day = [{"day": d.day, "cleanups": d.count} for d in data.cleanups_by_day]
         self.checked_at = data.checked_at
-        status = Monitor(service()).status()
+        status = service().monitor_status()
         self.monitor = status.describe(service().settings.timezone)
         self.monitor_late = status.late
         self.loaded = True

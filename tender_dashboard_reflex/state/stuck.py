@@ -12,7 +12,6 @@ import reflex as rx
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
 from cleanup_core.display import safe_text, short_text
-from cleanup_core.launcher import launch_resume
 from cleanup_core.timestamps import duration
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
@@ -267,5 +266,5 @@ class StuckState(AuthState):
     @rx.event
     @guarded("resume a run", admin=True)
     def resume(self, run_id: int) -> Any:
-        launched = launch_resume(service(), run_id_argument(run_id), actor=self._actor())
+        launched = service().launch_resume(run_id_argument(run_id), actor=self._actor())
         return rx.toast.success(launched.message, duration=10000)

@@ -318,7 +318,7 @@ def test_revert_round_trip_and_its_errors(invoke, runs, fleet):
     invoke("clean", "--auto")
     result = invoke("revert", str(fleet["dead1"]))
     assert result.exit_code == 0
-    assert f"Reverted the clean-up of run {fleet['dead1']}." in result.output
+    assert f"Reverted the clean-up of run {fleet['dead1']}: it is running again" in result.output
     assert runs.get(fleet["dead1"])["status"] == "running"
     again = invoke("revert", str(fleet["dead1"]))
     assert again.exit_code == 1
@@ -327,7 +327,7 @@ def test_revert_round_trip_and_its_errors(invoke, runs, fleet):
     unknown = invoke("revert", "987654")
     assert (unknown.exit_code, unknown.stderr.strip()) == (
         1,
-        "error: nothing to revert for run 987654: there is no such run",
+        "error: Nothing to revert for run 987654: there is no such run",
     )
     assert invoke("revert", "abc").exit_code == 2
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cleanup_core import CleanupService, Settings, repository
+from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import ADMIN, VIEWER
 from cleanup_core.db import Database
+from cleanup_core.storage import accounts as stored_accounts
 from tender_dashboard_reflex import backend
 from tests.dashboard.support import (
     ADMIN_NAME,
@@ -56,7 +57,7 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
     seeder = CleanupService(settings, database=Database(settings, create_missing=True))
     with seeder.db.write() as conn:
         for username, role in ((ADMIN_NAME, ADMIN), (VIEWER_NAME, VIEWER)):
-            repository.insert_user(
+            stored_accounts.insert_user(
                 conn,
                 {
                     "username": username,

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from cleanup_core import repository
 from cleanup_core.models import CLEANED, COMPLETED, RUNNING
+from cleanup_core.records import NewEvent
+from cleanup_core.storage import events as stored_events
+from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex import backend
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import HistoryState
@@ -111,7 +113,7 @@ ACTIONS = {
     "portals.resume": Action(PortalsState, "/portals", lambda s, f: s.resume(f["resumable"])),
     "portals.start": Action(PortalsState, "/portals", lambda s, f: s.start("Tamil Nadu Tenders")),
     "portals.clean_up_and_start": Action(
-        PortalsState, "/portals", lambda s, f: s.clean_up_and_start("Assam Tenders")
+        PortalsState, "/portals", lambda s, f: s.clean_up_and_start("Assam Tenders", [f["dead"]])
     ),
     "history.ask_revert": Action(
         HistoryState,
@@ -686,7 +688,7 @@ def test_clean_up_and_start_cleans_the_portals_dead_runs_then_starts(
     dash: Dash, fleet: dict[str, int]
 ) -> None:
     state = make_state(PortalsState, dash.token(), "/portals")
-    level, message = toast(state.clean_up_and_start("Assam Tenders"))
+    level, message = toast(state.clean_up_and_start("Assam Tenders", [fleet["dead"]]))
     assert level == "success" and message.startswith("Cleaned 1/1 dead runs")
     assert dash.status(fleet["dead"]) == CLEANED
     assert [e.actor for e in dash.events(fleet["dead"], "cleanup")] == [ACTOR]
@@ -696,13 +698,52 @@ def test_clean_up_and_start_cleans_the_portals_dead_runs_then_starts(
     assert {r.portal: r.action for r in state.rows}["Assam Tenders"] == "start"
 
 
+def test_clean_up_and_start_starts_nothing_when_a_dead_run_changed_meanwhile(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """The page showed two dead runs; one of them starts making progress while the button is
+    being handled (after the verdict was read, before the clean-up). It is left alone, so no
+    scraper is started next to it; the other one is still cleaned."""
+    second = dash.runs.add("Assam Tenders", age_hours=26)
+    dashboard_service = backend.service()
+    check_portal = dashboard_service.check_portal
+
+    def check_then_progress(*args: Any, **kwargs: Any) -> Any:
+        verdict = check_portal(*args, **kwargs)
+        dash.runs.update(second, extracted_total_tenders=5)
+        return verdict
+
+    dashboard_service.check_portal = check_then_progress  # type: ignore[method-assign]
+    state = make_state(PortalsState, dash.token(), "/portals")
+    level, message = toast(state.clean_up_and_start("Assam Tenders", [fleet["dead"], second]))
+    assert level == "warning"
+    assert f"run {second}" in message and "Nothing was started" in message
+    assert dash.status(fleet["dead"]) == CLEANED
+    assert dash.status(second) == RUNNING
+    assert not dash.launch_record.exists()
+    assert dash.events(action="start_launched") == []
+
+
+def test_clean_up_and_start_cleans_only_the_portals_own_dead_runs(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """A forged call naming another portal's dead run cleans nothing of it and starts nothing."""
+    state = make_state(PortalsState, dash.token(), "/portals")
+    level, message = toast(
+        state.clean_up_and_start("Assam Tenders", [fleet["dead"], fleet["dead_old"]])
+    )
+    assert level == "warning" and "Nothing was started" in message
+    assert dash.status(fleet["dead_old"]) == RUNNING
+    assert not dash.launch_record.exists()
+
+
 @pytest.mark.parametrize("portal", ["MP Tenders", "Kerala eTenders", "Tamil Nadu Tenders"])
 def test_clean_up_and_start_refuses_when_the_verdict_is_not_cleanup(
     dash: Dash, fleet: dict[str, int], portal: str
 ) -> None:
     state = make_state(PortalsState, dash.token(), "/portals")
     before = dash.snapshot()
-    level, message = toast(state.clean_up_and_start(portal))
+    level, message = toast(state.clean_up_and_start(portal, []))
     assert level == "warning" and "the verdict changed to" in message
     assert dash.snapshot() == before
     assert not dash.launch_record.exists()
@@ -758,19 +799,18 @@ def test_history_filters(dash: Dash, cleaned: dict[str, int]) -> None:
 
 def test_history_pages_on_the_server(dash: Dash, cleaned: dict[str, int]) -> None:
     with dash.service.db.write() as conn:
-        repository.insert_events(
+        stored_events.insert_events(
             conn,
             [
-                {
-                    "run_id": cleaned["completed"],
-                    "portal_name": "Assam Tenders",
-                    "action": "complete",
-                    "actor": f"worker:{i}",
-                    "from_status": RUNNING,
-                    "to_status": COMPLETED,
-                    "created_at": datetime.now(UTC) - timedelta(days=3, minutes=i),
-                    "details": "{}",
-                }
+                NewEvent(
+                    run_id=cleaned["completed"],
+                    portal_name="Assam Tenders",
+                    action=AuditAction.COMPLETE,
+                    actor=f"worker:{i}",
+                    from_status=RUNNING,
+                    to_status=COMPLETED,
+                    created_at=datetime.now(UTC) - timedelta(days=3, minutes=i),
+                )
                 for i in range(60)
             ],
         )
