@@ -255,7 +255,9 @@ class StuckState(AuthState):
             return rx.toast.error(f"Type the run id {run_id} to confirm the forced clean-up.")
         self.force_dialog_open = False
         self.force_typed = ""
-        result = service().cleanup_runs([run_id], actor=self._actor(), force=True)
+        result = service().cleanup_runs(
+            [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours, force=True
+        )
         self._scan()
         if result.cleaned:
             return rx.toast.success(f"Run {run_id} was cleaned up (forced); revert it in History.")

@@ -606,6 +606,22 @@ def test_force_cleans_a_run_that_needs_attention(dash: Dash, fleet: dict[str, in
     assert dash.events(run_id)[0].details["state"] == "attention"
 
 
+def test_force_judges_the_run_by_the_threshold_in_the_box(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """Forcing is a clean-up like the others: the typed threshold counts. A 2-hour-old run is
+    young under the default 24 h, but past a 1 h threshold the operator typed."""
+    run_id = fleet["young"]
+    state = make_state(StuckState, dash.token(), "/stuck")
+    state.set_threshold("1")
+    state.open_force_dialog(run_id)
+    state.set_force_typed(str(run_id))
+    assert toast(state.confirm_force())[0] == "success"
+    assert dash.status(run_id) == CLEANED
+    (event,) = dash.events(run_id, "cleanup")
+    assert event.details["forced"] is True and event.details["age_threshold_hours"] == 1
+
+
 def test_resume_launches_the_configured_command(dash: Dash, fleet: dict[str, int]) -> None:
     run_id = fleet["resumable"]
     state = make_state(StuckState, dash.token(), "/stuck")
