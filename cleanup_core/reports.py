@@ -281,13 +281,8 @@ class RunDetail:
 
 
 def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
-    """Audit events for display; a clean-up is revertible when it is its run's latest
-    clean-up or revert (a deleted run's never are)."""
+    """Audit events for display (``revertible`` as the audit trail says: decided in SQL)."""
     tz = service.settings.timezone
-    latest: dict[int, int] = {}
-    for event in events:
-        if event.action in (AuditAction.CLEANUP, AuditAction.REVERT) and not event.run_deleted:
-            latest[event.run_id] = max(latest.get(event.run_id, 0), event.id)
     rows = []
     for event in events:
         details = event.details
@@ -317,9 +312,7 @@ def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[Ev
                 if event.created_at
                 else "",
                 summary=safe_text(summary[:500]),
-                revertible=event.action == AuditAction.CLEANUP
-                and not event.run_deleted
-                and latest.get(event.run_id) == event.id,
+                revertible=event.revertible,
                 run_deleted=event.run_deleted,
             )
         )

@@ -210,4 +210,5 @@ class AuditEvent:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "details": self.details,
             "run_deleted": self.run_deleted,
+            "revertible": self.revertible,
         }

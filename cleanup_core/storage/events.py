@@ -8,10 +8,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select, true
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, true
+from sqlalchemy.orm import aliased
 
 from cleanup_core.records import NewEvent, StoredEvent
-from cleanup_core.storage.common import EVENTS, current_events, event_of_deleted_run, storable
+from cleanup_core.storage.common import (
+    EVENTS,
+    RUNS,
+    current_events,
+    event_of_deleted_run,
+    storable,
+)
+from cleanup_core.vocabulary import AuditAction
 
 _COLUMNS = (
     "run_id",
@@ -87,6 +95,27 @@ def latest_event(conn: Connection, run_id: int, actions: Sequence[str]) -> Store
     return None if row is None else _stored(row)
 
 
+def _revertible() -> ColumnElement[bool]:
+    """SQL: the event (of ``run_events`` in the enclosing statement) is a clean-up that can be
+    reverted: of a run that was not deleted since, that is still in the status the clean-up
+    left, with no clean-up or revert of the run after it."""
+    later = aliased(EVENTS)
+    undone_or_redone = exists().where(
+        later.c.run_id == EVENTS.c.run_id,
+        later.c.id > EVENTS.c.id,
+        later.c.action.in_([AuditAction.CLEANUP, AuditAction.REVERT]),
+    )
+    still_as_left = exists().where(
+        RUNS.c.id == EVENTS.c.run_id, RUNS.c.status == EVENTS.c.to_status
+    )
+    return and_(
+        EVENTS.c.action == AuditAction.CLEANUP,
+        ~event_of_deleted_run(),
+        ~undone_or_redone,
+        still_as_left,
+    )
+
+
 def events_filter(
     *,
     portal_name: str | None = None,
@@ -114,13 +143,18 @@ def events_page(
     offset: int = 0,
 ) -> tuple[list[StoredEvent], int]:
     """One page of the audit trail, newest first, and how many events match in all. Each
-    event says whether its run was deleted since (``run_deleted``)."""
+    event says whether its run was deleted since (``run_deleted``) and whether it is a
+    clean-up that can be reverted now (``revertible``), whatever else is on the page."""
     if run_id is not None and not storable(run_id):
         return [], 0
     where = events_filter(portal_name=portal_name, run_id=run_id, actions=actions)
     total: int = conn.execute(select(func.count()).select_from(EVENTS).where(where)).scalar_one()
     stmt = (
-        select(EVENTS, event_of_deleted_run().label("run_deleted"))
+        select(
+            EVENTS,
+            event_of_deleted_run().label("run_deleted"),
+            _revertible().label("revertible"),
+        )
         .where(where)
         .order_by(EVENTS.c.id.desc())
         .limit(limit)

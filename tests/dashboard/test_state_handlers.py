@@ -870,6 +870,31 @@ def test_revert_from_history_restores_running(dash: Dash, cleaned: dict[str, int
     assert len(dash.events(run_id)) == 2
 
 
+def test_revert_is_offered_exactly_on_clean_ups_their_run_is_still_in(
+    dash: Dash, cleaned: dict[str, int]
+) -> None:
+    """Whether a clean-up can be reverted does not depend on what else is on the page: with
+    the cleanup filter the revert events are not shown, and on page 2 the later clean-ups of
+    page 1 are not either."""
+    reverted, kept, changed = cleaned["dead"], cleaned["dead_old"], cleaned["young"]
+    dash.runs.update(changed, started_at=datetime.now(UTC) - timedelta(hours=30))
+    dash.service.cleanup_runs([changed], actor="ops:cron")
+    assert dash.service.revert(reverted, actor="ops:alice").reverted
+    dash.runs.update(reverted, extracted_total_tenders=3)  # resumed, so not cleaned again
+    dash.runs.update(changed, status=COMPLETED)  # someone finished it by hand since
+    for i in range(55):  # later clean-ups push the first three to page 2
+        dash.runs.add("Bulk Portal", age_hours=30 + i / 60)
+    dash.service.cleanup_if_needed(actor="ops:cron")
+    state = make_state(HistoryState, dash.token(), "/history")
+    state.load()
+    state.set_action_filter("cleanup")
+    state.go_to_page(2)
+    offered = {e.run_id: e.revertible for e in state.events if e.portal_name != "Bulk Portal"}
+    assert offered == {reverted: False, kept: True, changed: False}
+    state.go_to_page(1)
+    assert all(e.revertible for e in state.events)
+
+
 def test_closing_the_revert_dialog_changes_nothing(dash: Dash, cleaned: dict[str, int]) -> None:
     state = make_state(HistoryState, dash.token(), "/history")
     state.ask_revert(cleaned["dead"])
