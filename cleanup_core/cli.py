@@ -345,7 +345,8 @@ def _print_result(app: App, result: CleanupResult) -> None:
 @cli.command()
 @common_options()
 def scan(app: App) -> None:
-    """Show resumable and dead runs (read-only; the same as 'clean --dry-run')."""
+    """Show resumable and dead runs (read-only; the same as 'clean --dry-run', whose --json
+    adds "dry_run": true)."""
     summary = app.service.scan(app.age_hours)
     if app.as_json:
         app.emit_json(summary.to_dict())
@@ -409,7 +410,7 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
     dead = [v.run_id for v in summary.dead]
     if dry_run:
         if app.as_json:
-            app.emit_json({"dry_run": True, "would_clean": dead, "summary": summary.to_dict()})
+            app.emit_json({**summary.to_dict(), "dry_run": True})
         else:
             _print_summary(app, summary)
             app.out.print(f"Dry run: {len(dead)} dead runs would be cleaned; nothing was changed.")

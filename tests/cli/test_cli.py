@@ -137,8 +137,23 @@ def test_dry_run_changes_nothing(invoke, db_url, fleet):
     assert "Dry run: 2 dead runs would be cleaned; nothing was changed." in result.output
     assert snapshot(db_url) == before
     data = json.loads(invoke("clean", "--dry-run", "--json").stdout)
-    assert sorted(data["would_clean"]) == sorted([fleet["dead1"], fleet["dead2"]])
+    assert sorted(r["id"] for r in data["dead_runs"]) == sorted([fleet["dead1"], fleet["dead2"]])
     assert snapshot(db_url) == before
+
+
+def test_dry_run_json_is_the_scan_document_plus_the_flag(invoke, fleet):
+    """``scan`` is "the same as clean --dry-run": the same document, with ``dry_run``."""
+    scan = json.loads(invoke("scan", "--json").stdout)
+    dry = json.loads(invoke("clean", "--dry-run", "--json").stdout)
+    assert dry.pop("dry_run") is True
+    assert set(dry) == set(scan)
+    for key, value in scan.items():
+        if key.endswith("_runs"):  # the same runs, judged the same (their ages move on)
+            assert [(r["id"], r["state"]) for r in dry[key]] == [
+                (r["id"], r["state"]) for r in value
+            ]
+        elif key != "checked_at":
+            assert dry[key] == value, key
 
 
 def test_auto_cleans_exactly_the_dead_runs(invoke, runs, fleet):
