@@ -504,7 +504,10 @@ def status(app: App, fail_if_dead: bool) -> None:
 @click.argument("portal")
 @common_options()
 def check(app: App, portal: str) -> None:
-    """The pre-scrape verdict for PORTAL: start, resume, cleanup or wait, with the reason."""
+    """The pre-scrape verdict for PORTAL: start, resume, cleanup or wait, with the reason.
+
+    A name that differs from a stored portal only by case, spacing or punctuation is that
+    portal (they share a checkpoint file); the output names the stored portal."""
     verdict = app.service.check_portal(portal, app.age_hours)
     if app.as_json:
         app.emit_json(verdict.to_dict())
@@ -513,6 +516,9 @@ def check(app: App, portal: str) -> None:
     reason = _shown(verdict.reason)
     colour = ACTION_COLOURS[verdict.action]
     app.out.print(f"[bold {colour}]{action}[/bold {colour}]: {reason}")
+    if verdict.requested_name is not None:
+        asked = f"portal: {verdict.portal_name} (asked for {verdict.requested_name!r})"
+        app.out.print(_shown(asked))
     if verdict.run_ids:
         app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
 

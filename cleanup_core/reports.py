@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
+from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_slug
 from cleanup_core.classify import Verdict
 from cleanup_core.display import safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
-from cleanup_core.service import AuditEvent, CleanupService, decide_portal
+from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
 
@@ -363,6 +363,7 @@ class PortalRow:
     reason: str
     run_id: int  # the run the action is about (0: none)
     run_ids: list[int] = field(default_factory=list)
+    shared_checkpoint: str = ""  # why this portal needs attention: it shares its checkpoint
 
 
 def portal_rows(
@@ -378,6 +379,11 @@ def portal_rows(
     for verdict in summary.verdicts:
         running.setdefault(verdict.portal_name, []).append(verdict)
     fmt = Formatter(service, summary.checked_at)
+    sharing = {
+        name: names
+        for names in shared_checkpoints(_text(last.portal_name) for last in latest)
+        for name in names
+    }
     rows = []
     for last in latest:
         name = _text(last.portal_name)
@@ -394,6 +400,18 @@ def portal_rows(
                 reason=safe_text(check.reason),
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
+                shared_checkpoint=_shared_text(name, sharing.get(name, ())),
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())
+
+
+def _shared_text(name: str, names: tuple[str, ...]) -> str:
+    """Why a portal needs attention when it shares its checkpoint file, or ""."""
+    others = [other for other in names if other != name]
+    if not others:
+        return ""
+    listed = ", ".join(repr(other) for other in others)
+    return safe_text(
+        f"shares the checkpoint file {portal_slug(name)}.json with {listed}: rename one of them"
+    )

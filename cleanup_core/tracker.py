@@ -11,11 +11,13 @@ Code that cannot wrap the scrape in one block (a Scrapy extension, an event loop
 ``run.claim()`` and later exactly one of ``run.complete()``, ``run.fail(reason)`` or
 ``run.release(reason)``: the same steps the ``with`` block takes.
 
-The claim runs the pre-scrape check and acts on it in one write transaction that holds the
-portal's lock, so any number of workers starting one portal at once leave exactly one running
-run. Each run carries an ``attempt`` number, incremented on every resume; every write the worker
-makes is fenced by it (``WHERE id = ? AND status = 'running' AND attempt = ?``), so a worker
-that froze, lost its run to a resume and woke up again can no longer write and stops.
+The claim (``CleanupService.claim_portal``) runs the pre-scrape check and acts on it in one
+write transaction that holds the portal's lock, so any number of workers starting one portal at
+once leave exactly one running run; a name spelled differently from a stored portal is that
+portal (``run.portal_name`` is then the stored name). Each run carries an ``attempt`` number,
+incremented on every resume; every write the worker makes is fenced by it (``WHERE id = ? AND
+status = 'running' AND attempt = ?``), so a worker that froze, lost its run to a resume and
+woke up again can no longer write and stops.
 """
 
 from __future__ import annotations

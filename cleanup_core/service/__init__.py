@@ -33,6 +33,8 @@ from cleanup_core.service.judging import (
     PortalCheck,
     StuckRunSummary,
     decide_portal,
+    match_portal,
+    shared_checkpoints,
 )
 from cleanup_core.service.launches import CleanUpAndStart, Launching, LaunchResult
 from cleanup_core.service.monitoring import (
@@ -81,7 +83,9 @@ __all__ = [
     "get_history",
     "get_stuck_run_count",
     "get_stuck_run_summary",
+    "match_portal",
     "revert_cleanup",
+    "shared_checkpoints",
 ]
 
 

@@ -134,7 +134,7 @@ class DemoLoading(Cleaning):
                 ),
             )
         if planned.cleaned_at is not None:
-            check, facts = self._check_locked(conn, portal, now=planned.cleaned_at)
+            check, facts = self._check_in(conn, portal, now=planned.cleaned_at, lock=True)
             self._clean_locked(
                 conn,
                 [v for v in check.runs if v.run_id == run_id],  # never another run of the portal

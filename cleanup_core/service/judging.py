@@ -7,15 +7,20 @@ runs before every scrape cheap.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
+from cleanup_core.checkpoints import (
+    CheckpointInfo,
+    CheckpointStatus,
+    inspect_checkpoint,
+    portal_slug,
+)
 from cleanup_core.classify import Verdict, classify
 from cleanup_core.config import Policy
 from cleanup_core.errors import CleanupError
@@ -38,6 +43,9 @@ class StuckRunSummary:
     checked_at: datetime
     age_threshold_hours: float
     notes: tuple[str, ...] = ()  # what the operator should know about how runs were judged
+    # Stored portals whose names differ only by case, spacing or punctuation: they share a
+    # checkpoint file (and a config section), so a person must rename one.
+    shared_checkpoints: tuple[tuple[str, ...], ...] = ()
 
     def of(self, state: RunState) -> list[Verdict]:
         return [v for v in self.verdicts if v.state is state]
@@ -72,6 +80,10 @@ class StuckRunSummary:
             "age_threshold_hours": self.age_threshold_hours,
             "checked_at": self.checked_at.isoformat(),
             "notes": list(self.notes),
+            "shared_checkpoints": [
+                {"checkpoint": f"{portal_slug(names[0])}.json", "portals": list(names)}
+                for names in self.shared_checkpoints
+            ],
         }
 
 
@@ -86,6 +98,7 @@ class PortalCheck:
     run_ids: tuple[int, ...] = ()
     runs: tuple[Verdict, ...] = ()
     checked_at: datetime | None = None
+    requested_name: str | None = None  # the name asked for, when it differs from the stored one
 
     @property
     def has_running(self) -> bool:
@@ -102,6 +115,7 @@ class PortalCheck:
             "running_count": len(self.runs),
             "states": {state.value: n for state, n in Counter(v.state for v in self.runs).items()},
             "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "requested_name": self.requested_name,
         }
 
 
@@ -123,6 +137,58 @@ class PortalBusyError(CleanupError):
     @property
     def reason(self) -> str:
         return self.check.reason
+
+
+@dataclass(frozen=True)
+class PortalName:
+    """Which stored portal a name means: ``stored``, or ``None`` when several stored portals
+    share its checkpoint file (``candidates``) and it cannot be told which."""
+
+    requested: str
+    stored: str | None
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def ambiguous_reason(self) -> str:
+        listed = ", ".join(repr(name) for name in self.candidates)
+        return (
+            f"{self.requested!r} could be any of {listed}: they share the checkpoint file "
+            f"{portal_slug(self.requested)}.json. Use the exact name (and rename one of them)"
+        )
+
+
+def match_portal(requested: str, stored_names: Iterable[object]) -> PortalName:
+    """The stored portal ``requested`` means: itself when stored under exactly that name; else
+    the one stored portal whose name differs only by case, spacing or punctuation (the same
+    slug: the same checkpoint file and config section); else, when there is none, itself (a
+    new portal). When several stored portals have that slug it is not guessed."""
+    names = {name for name in stored_names if isinstance(name, str)}
+    if requested in names:
+        return PortalName(requested, requested)
+    slug = portal_slug(requested)
+    same = sorted(name for name in names if portal_slug(name) == slug)
+    if not same:
+        return PortalName(requested, requested)
+    if len(same) == 1:
+        return PortalName(requested, same[0])
+    return PortalName(requested, None, tuple(same))
+
+
+def shared_checkpoints(stored_names: Iterable[object]) -> tuple[tuple[str, ...], ...]:
+    """Groups of stored portal names that share a checkpoint file (the same slug)."""
+    by_slug: dict[str, list[str]] = defaultdict(list)
+    for name in {name for name in stored_names if isinstance(name, str) and name}:
+        by_slug[portal_slug(name)].append(name)
+    return tuple(tuple(sorted(names)) for _, names in sorted(by_slug.items()) if len(names) > 1)
+
+
+def _shared_note(names: tuple[str, ...]) -> str:
+    listed = " and ".join(repr(name) for name in names)
+    return (
+        f"attention: portals {listed} share the checkpoint file {portal_slug(names[0])}.json "
+        "(and a config section): a scraper of one can overwrite the other's checkpoint. Rename "
+        "one of them in the runs table and in its scraper"
+    )
 
 
 def decide_portal(
@@ -187,15 +253,19 @@ class Judging(ServiceBase):
     ) -> StuckRunSummary:
         """Judge every running run (or one portal's). Read-only."""
         threshold = self._threshold(age_threshold_hours)
+        shared: tuple[tuple[str, ...], ...] = ()
         with self.db.read() as conn:
             now = self._now(conn, now)
             facts = runs.running_facts(conn, portal_name=portal_name)
             verdicts, notes = self._judge_with_tenders(conn, facts, now, threshold)
+            if portal_name is None:
+                shared = shared_checkpoints(runs.portal_names(conn))
         return StuckRunSummary(
             tuple(verdicts),
             now,
             threshold if threshold else self.settings.age_threshold_hours,
-            notes,
+            (*notes, *map(_shared_note, shared)),
+            shared,
         )
 
     def check_portal(
@@ -205,20 +275,51 @@ class Judging(ServiceBase):
         *,
         now: datetime | None = None,
     ) -> PortalCheck:
-        """The pre-scrape verdict: ``start``, ``resume``, ``cleanup`` or ``wait``, with why."""
+        """The pre-scrape verdict for the stored portal ``portal_name`` means (see
+        ``match_portal``): ``start``, ``resume``, ``cleanup`` or ``wait``, with why."""
         if not isinstance(portal_name, str) or not portal_name.strip():
             raise ValueError(f"portal_name must be a non-empty name, got {portal_name!r}")
-        summary = self.scan(age_threshold_hours, portal_name=portal_name, now=now)
-        return decide_portal(portal_name, summary.verdicts, summary.checked_at)
+        threshold = self._threshold(age_threshold_hours)
+        with self.db.read() as conn:
+            now = self._now(conn, now)
+            check, _ = self._check_in(conn, portal_name, now=now, threshold=threshold)
+        return check
 
-    def _check_locked(
-        self, conn: Connection, portal_name: str, *, now: datetime
+    def _check_in(
+        self,
+        conn: Connection,
+        requested: str,
+        *,
+        now: datetime,
+        threshold: float | None = None,
+        lock: bool = False,
     ) -> tuple[PortalCheck, list[RunFacts]]:
-        """The pre-scrape verdict inside the caller's write transaction, reading the portal's
-        running rows under lock so they cannot change before it ends (a worker's claim)."""
-        facts = runs.running_facts(conn, portal_name=portal_name, lock=True)
-        verdicts, _ = self._judge_with_tenders(conn, facts, now, None)
-        return decide_portal(portal_name, verdicts, now), facts
+        """The pre-scrape verdict inside the caller's transaction, with the portal's running
+        rows. ``lock`` reads them under lock so they cannot change before the transaction ends
+        (a worker's claim)."""
+        name, facts = self._portal_runs(conn, requested, lock=lock)
+        if name.stored is None:
+            check = PortalCheck(requested, Action.WAIT, name.ambiguous_reason, checked_at=now)
+            return check, []
+        verdicts, _ = self._judge_with_tenders(conn, facts, now, threshold)
+        check = decide_portal(name.stored, verdicts, now)
+        if name.stored != requested:
+            check = replace(check, requested_name=requested)
+        return check, facts
+
+    def _portal_runs(
+        self, conn: Connection, requested: str, *, lock: bool
+    ) -> tuple[PortalName, list[RunFacts]]:
+        """Which stored portal ``requested`` means, and its running runs. The exact name with
+        running runs (the usual pre-scrape check) costs the one indexed read it needs anyway;
+        only a name no run is stored under is compared with every stored portal's."""
+        facts = runs.running_facts(conn, portal_name=requested, lock=lock)
+        if facts or runs.portal_has_runs(conn, requested):
+            return PortalName(requested, requested), facts
+        name = match_portal(requested, runs.portal_names(conn))
+        if name.stored is None or name.stored == requested:
+            return name, []
+        return name, runs.running_facts(conn, portal_name=name.stored, lock=lock)
 
     def _judge(
         self, facts: Sequence[RunFacts], now: datetime, age_threshold_hours: float | None

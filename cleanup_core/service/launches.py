@@ -124,15 +124,16 @@ class Launching(WorkerWrites):
     def launch_start(
         self, portal_name: str, *, actor: str, now: datetime | None = None
     ) -> LaunchResult:
-        """Start the portal's ``start_command``. Refused when the pre-scrape check says wait (a
-        run is alive, may still be starting, or needs attention) or no command is configured;
-        otherwise the started scraper's own claim starts, resumes or cleans up as the check
-        says."""
+        """Start the ``start_command`` of the stored portal ``portal_name`` means (see
+        ``match_portal``). Refused when the pre-scrape check says wait (a run is alive, may
+        still be starting, or needs attention) or no command is configured; otherwise the
+        started scraper's own claim starts, resumes or cleans up as the check says."""
         check = self.check_portal(portal_name, now=now)
         if check.action is Action.WAIT:
             raise RefusedError(
-                f"Portal {portal_name!r} is busy: {check.reason}. Nothing was started."
+                f"Portal {check.portal_name!r} is busy: {check.reason}. Nothing was started."
             )
+        portal_name = check.portal_name
         template = self.settings.start_command_for(portal_name)
         if template is None:
             raise RefusedError(
@@ -157,7 +158,11 @@ class Launching(WorkerWrites):
         dead = [i for i in requested if i in check.run_ids]
         result = self.cleanup_runs(dead, actor=actor)
         left_alone = {
-            **{i: f"not a dead run of {portal_name!r} now" for i in requested if i not in dead},
+            **{
+                i: f"not a dead run of {check.portal_name!r} now"
+                for i in requested
+                if i not in dead
+            },
             **result.left_alone,
         }
         cleanup = CleanupResult(tuple(requested), result.cleaned, left_alone)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from cleanup_core.checkpoints import read_checkpoint
+from cleanup_core.checkpoints import portal_slug, read_checkpoint
 from cleanup_core.errors import RefusedError, RunFencedError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.audit import worker_event
@@ -59,9 +59,11 @@ class WorkerWrites(Cleaning):
         ``PortalBusyError`` when it says wait. ``resume_run_id`` insists on resuming that run
         (``RefusedError`` if it is not resumable)."""
         with self.db.write() as conn:
-            worker.lock_portal(conn, portal_name)
+            # By slug: two spellings of one portal wait for each other, then agree which one
+            # it is (match_portal) before either starts a run.
+            worker.lock_portal(conn, portal_slug(portal_name))
             now = database_now(conn)
-            check, facts = self._check_locked(conn, portal_name, now=now)
+            check, facts = self._check_in(conn, portal_name, now=now, lock=True)
             if resume_run_id is not None:
                 check = _aim_at_requested(check, resume_run_id)
             if check.action is Action.WAIT:

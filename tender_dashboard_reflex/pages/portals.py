@@ -82,7 +82,20 @@ def portal_row(row: PortalRow) -> rx.Component:
             )
         ),
         rx.table.cell(
-            rx.text(row.reason, size="1", **WRAP_ANYWHERE), min_width="18em", max_width="32em"
+            rx.text(row.reason, size="1", **WRAP_ANYWHERE),
+            rx.cond(
+                row.shared_checkpoint != "",
+                rx.callout(
+                    row.shared_checkpoint,
+                    icon="triangle_alert",
+                    color_scheme="purple",
+                    size="1",
+                    margin_top="0.25em",
+                    id="portal-shared-" + row.last_run_id.to_string(),
+                ),
+            ),
+            min_width="18em",
+            max_width="32em",
         ),
         rx.table.cell(action_button(row)),
         id="portal-row-" + row.last_run_id.to_string(),

@@ -310,6 +310,21 @@ def test_status_counts_and_fail_if_dead(invoke, fleet):
     assert invoke("status", "--fail-if-dead").exit_code == 0
 
 
+@pytest.mark.parametrize("asked", ["gujarat", "Gujarat ", "GUJARAT"])
+def test_check_of_a_variant_name_is_the_stored_portals_verdict(invoke, fleet, asked):
+    """Same checkpoint file, same config section: the same portal, named as stored."""
+    result = invoke("check", asked)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"wait: run {fleet['alive']} is alive")
+    assert f"portal: Gujarat (asked for {asked!r})" in result.output
+    data = json.loads(invoke("check", asked, "--json").stdout)
+    assert (data["action"], data["portal_name"], data["requested_name"]) == (
+        "wait",
+        "Gujarat",
+        asked,
+    )
+
+
 def test_check_prints_the_verdict_and_its_reason(invoke, service, fleet):
     result = invoke("check", "MP Tenders")
     assert result.exit_code == 0

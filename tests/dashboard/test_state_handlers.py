@@ -38,6 +38,7 @@ from tests.dashboard.support import (
     redirect_target,
     toast,
 )
+from tests.helpers.live_fleet import hours_ago
 
 LOGGER = "tender_dashboard_reflex"
 ACTOR = f"dashboard:{ADMIN_NAME}"
@@ -698,6 +699,28 @@ def test_portal_start_refuses_a_busy_portal(dash: Dash, fleet: dict[str, int], p
     assert level == "error" and "Nothing was started" in message
     assert dash.snapshot() == before
     assert not dash.launch_record.exists()
+
+
+@pytest.mark.parametrize("portal", ["kerala etenders", "GUJARAT-TENDERS", "west bengal etender "])
+def test_portal_start_of_a_variant_name_refuses_the_busy_stored_portal(
+    dash: Dash, fleet: dict[str, int], portal: str
+) -> None:
+    state = make_state(PortalsState, dash.token(), "/portals")
+    before = dash.snapshot()
+    level, message = toast(state.start(portal))
+    assert level == "error" and "Nothing was started" in message
+    assert dash.snapshot() == before
+    assert not dash.launch_record.exists()
+
+
+def test_portals_sharing_a_checkpoint_file_are_flagged(dash: Dash, fleet: dict[str, int]) -> None:
+    dash.runs.add("assam  tenders", status="completed", age_hours=60, completed_at=hours_ago(59))
+    state = make_state(PortalsState, dash.token(), "/portals")
+    state.load()
+    flagged = {r.portal: r.shared_checkpoint for r in state.rows if r.shared_checkpoint}
+    assert set(flagged) == {"Assam Tenders", "assam  tenders"}
+    assert "assam_tenders.json" in flagged["Assam Tenders"]
+    assert "'assam  tenders'" in flagged["Assam Tenders"]
 
 
 def test_clean_up_and_start_cleans_the_portals_dead_runs_then_starts(
