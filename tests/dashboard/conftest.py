@@ -30,8 +30,15 @@ from tests.dashboard.support import (
     Dash,
     LiveRuns,
     password_hash,
+    watch_effects,
 )
 from tests.helpers.live_fleet import seed_live_fleet
+
+
+@pytest.fixture(autouse=True)
+def effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the handlers show and where they send the browser, recorded (see ``toast``)."""
+    watch_effects(monkeypatch)
 
 
 @pytest.fixture

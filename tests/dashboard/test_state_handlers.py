@@ -304,6 +304,76 @@ def test_without_a_valid_session_pages_show_nothing_and_send_the_browser_to_logi
     assert bool(refusals) == (credential != "no-session")
 
 
+# -- every handler is in the matrix above, or touches no data ------------------------------
+
+# Handlers that neither read nor change data: a switch or a dialog of this tab, or the login
+# flow itself (tested further down). Every other handler must be in ACTIONS or READS.
+NO_DATA = {
+    (AuthState, "log_out"): "ends the session; without one it only goes to the login page",
+    (LoginState, "open_page"): "the login page: it works without a session by design",
+    (LoginState, "log_in"): "logging in: it works without a session by design (throttled)",
+    (OverviewState, "set_auto_refresh"): "a switch of this tab",
+    (RunsState, "set_auto_refresh"): "a switch of this tab",
+    (StuckState, "set_auto_refresh"): "a switch of this tab",
+    (PortalsState, "set_auto_refresh"): "a switch of this tab",
+    (StuckState, "close_clean_dialog"): "closes a dialog of this tab",
+    (StuckState, "close_force_dialog"): "closes a dialog of this tab",
+    (StuckState, "set_force_typed"): "what is typed into the confirmation box",
+    (HistoryState, "close_revert_dialog"): "closes a dialog of this tab",
+}
+# Reflex's own handler on every state: it sets one of this tab's vars, never the database; a
+# handler that then acts on the var checks the session itself.
+BUILT_IN = {"setvar"}
+
+
+def event_handlers() -> list[tuple[type, str]]:
+    """Every event handler of every state of the dashboard, through Reflex's public API."""
+    found = []
+    pending: list[type] = [AuthState]
+    while pending:
+        cls = pending.pop()
+        found += [(cls, name) for name in cls.event_handlers if name not in BUILT_IN]
+        pending += cls.get_substates()
+    return found
+
+
+def test_every_handler_is_checked_for_a_session_or_touches_no_data() -> None:
+    """A new handler that reads or changes data fails here until it is added to ACTIONS or
+    READS, whose tests then show it refuses a browser without a valid session (and a viewer)."""
+    covered = {(action.state, key.split(".")[1]) for key, action in ACTIONS.items()}
+    covered |= {(cls, key.split(".")[1]) for key, (cls, *_) in READS.items()}
+    handlers = event_handlers()
+    unchecked = [
+        f"{cls.__name__}.{name}"
+        for cls, name in handlers
+        if (cls, name) not in covered and (cls, name) not in NO_DATA
+    ]
+    assert unchecked == []
+    assert set(NO_DATA) <= set(handlers), "NO_DATA names a handler that does not exist"
+    assert not set(NO_DATA) & covered
+
+
+UI_CALLS = {
+    "set_auto_refresh": lambda state: state.set_auto_refresh(True),
+    "set_force_typed": lambda state: state.set_force_typed("123"),
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [key for key in NO_DATA if key[0] not in (AuthState, LoginState)],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+def test_a_handler_that_touches_no_data_works_without_a_session(
+    dash: Dash, fleet: dict[str, int], cls: type, name: str
+) -> None:
+    state = make_state(cls, "")
+    before = dash.snapshot()
+    call = UI_CALLS.get(name, lambda state: getattr(state, name)())
+    assert call(state) is None
+    assert dash.snapshot() == before
+
+
 # -- the stuck-runs panel -------------------------------------------------------------------
 
 
