@@ -222,7 +222,7 @@ def classify(
             tenders_rule = (Rule.TENDERS_STORED,) if stored > 0 else (Rule.NO_TENDERS_STORED,)
         evidence = progress or bool(stored) or checkpoint.is_evidence_for(facts.id)
         # 3. Age against the threshold.
-        if start_problem or started is None:
+        if start_problem or age is None:
             problems = {Rule.START_UNKNOWN: start_problem or "is not recorded"}
             age_rule = Rule.START_UNKNOWN
         elif age < -FUTURE_TOLERANCE:

@@ -24,7 +24,7 @@ from functools import cached_property, wraps
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -282,7 +282,7 @@ def _counter_cell(value: int | None) -> str:
 
 def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
     table = Table(title=f"{title} ({len(verdicts)})", title_style=style, title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "right"),
         ("portal", "left"),
         ("age", "right"),
@@ -290,8 +290,9 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
         ("skipped", "right"),
         ("checkpoint", "left"),
         ("reasons", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
     for v in verdicts:
         table.add_row(
             str(v.run_id),
@@ -768,8 +769,9 @@ def metrics(app: App, listen: str | None) -> None:
         server, thread = serve(app.service, host, port, age_threshold_hours=app.age_hours)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    shown_host, shown_port = server.server_address[:2]
-    if ":" in str(shown_host):
+    bound_host, shown_port = server.server_address[:2]
+    shown_host = str(bound_host)  # an IP address: text from socket.getsockname, never bytes
+    if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     app.err.print(
         escape(f"serving metrics on http://{shown_host}:{shown_port}/metrics; Ctrl-C stops")

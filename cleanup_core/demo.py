@@ -143,7 +143,7 @@ class SyntheticPortal:
 
     def pages_before(self, organisation: int, page: int) -> list[dict[str, Any]]:
         """The tenders of every page before (``organisation``, ``page``), in scraping order."""
-        done = []
+        done: list[dict[str, Any]] = []
         for o, org in enumerate(self.organisations):
             for p, tenders in enumerate(org.pages):
                 if (o, p) >= (organisation, page):

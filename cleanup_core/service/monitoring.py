@@ -184,7 +184,7 @@ class MonitorBook(ServiceBase):
         now: datetime,
         remind_after: timedelta,
     ) -> list[Change]:
-        current = {(p.run_id, p.kind): p for p in problems}
+        current: dict[tuple[int, str], Problem] = {(p.run_id, p.kind): p for p in problems}
         open_rows = {(row.run_id, row.kind): row for row in monitor.open_problems(conn)}
         changes = []
         for key, problem in current.items():

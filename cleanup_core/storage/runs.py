@@ -193,7 +193,7 @@ def runs_page(
     offset: int = 0,
 ) -> tuple[list[RunFacts], int]:
     """One page of runs (any status) with the total matching the filters."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(RUNS.c.status.in_(statuses))
     if portal_name is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
@@ -22,7 +23,7 @@ VERDICT_COLOURS = {"start": "grass", "resume": "amber", "cleanup": "red", "wait"
 COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason", "")
 
 
-def action_button(row: PortalRow) -> rx.Component:
+def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
     return rx.cond(
         AuthState.is_admin,
         rx.match(
@@ -62,7 +63,7 @@ def action_button(row: PortalRow) -> rx.Component:
     )
 
 
-def portal_row(row: PortalRow) -> rx.Component:
+def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(clipped(row.portal_shown, weight="medium")),
         rx.table.cell(

@@ -9,45 +9,45 @@ import reflex as rx
 from cleanup_core.display import safe_text
 from cleanup_core.reports import PortalRow, portal_rows
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
+from tender_dashboard_reflex.state.auth import AuthState, event, guarded, run_id_argument
 
 
 class PortalsState(AuthState):
-    rows: list[PortalRow] = []
-    auto_refresh: bool = False
+    rows: rx.Field[list[PortalRow]] = rx.field(default_factory=list[PortalRow])
+    auto_refresh: rx.Field[bool] = rx.field(False)
 
     def _fetch(self) -> None:
         self.rows = portal_rows(service())
 
-    @rx.event
+    @event
     @guarded("open the portals page", admin=False)
     def load(self) -> Any:
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("refresh the portals page", admin=False)
     def refresh(self) -> Any:
         self._fetch()
 
-    @rx.event
+    @event
     def set_auto_refresh(self, enabled: bool) -> None:
         self.auto_refresh = bool(enabled)
 
-    @rx.event
+    @event
     @guarded("resume a run", admin=True)
     def resume(self, run_id: int) -> Any:
         launched = service().launch_resume(run_id_argument(run_id), actor=self._actor())
         self._fetch()
         return rx.toast.success(launched.message, duration=10000)
 
-    @rx.event
+    @event
     @guarded("start a scrape", admin=True)
     def start(self, portal: str) -> Any:
         launched = service().launch_start(str(portal), actor=self._actor())
         self._fetch()
         return rx.toast.success(launched.message, duration=10000)
 
-    @rx.event
+    @event
     @guarded("clean up and start", admin=True)
     def clean_up_and_start(self, portal: str, run_ids: list[int]) -> Any:
         """Clean the portal's dead runs the row showed (compare-and-set, audited), then start a

@@ -353,6 +353,18 @@ def test_every_handler_is_checked_for_a_session_or_touches_no_data() -> None:
     assert not set(NO_DATA) & covered
 
 
+def test_handlers_take_their_arguments_by_name_as_the_browser_sends_them(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """Reflex calls a handler with the event's payload as keyword arguments."""
+    state = make_state(StuckState, dash.token(), "/stuck")
+    assert state.use_preset(hours=48) is None and state.threshold_text == "48"
+    assert toast(state.cleanup_one(run_id=fleet["dead_old"]))[0] == "success"
+    portals = make_state(PortalsState, dash.token(), "/portals")
+    level, _ = toast(portals.clean_up_and_start(portal="Assam Tenders", run_ids=[fleet["dead"]]))
+    assert level == "success" and dash.status(fleet["dead"]) == CLEANED
+
+
 UI_CALLS = {
     "set_auto_refresh": lambda state: state.set_auto_refresh(True),
     "set_force_typed": lambda state: state.set_force_typed("123"),
