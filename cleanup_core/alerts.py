@@ -238,10 +238,6 @@ class Monitor:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.send = send
 
-    @property
-    def interval(self) -> timedelta:
-        return self.service.monitor_interval
-
     def run_cycle(self, *, now: datetime | None = None, force: bool = False) -> CycleReport:
         """One cycle, unless another process holds the lease or ran one less than an interval
         ago (``force`` ignores the latter)."""

@@ -132,7 +132,6 @@ class TrackedRun:
         self.portal_name = portal_name
         self.service = service
         self.worker_id = worker_id or default_worker_id()
-        self.actor = f"worker:{self.worker_id}"
         self._owns_service = owns_service
         self._resume_run_id = resume_run_id
         self._handle_sigterm = handle_sigterm

@@ -57,5 +57,6 @@ def checked_ids(run_ids: Iterable[object]) -> list[int]:
     return list(seen)
 
 
-def is_run_id(value: object) -> bool:
+def is_whole_number(value: object) -> bool:
+    """An ``int`` that is not a ``bool`` (a run id, a limit, an offset)."""
     return isinstance(value, int) and not isinstance(value, bool)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from cleanup_core.classify import Verdict
 from cleanup_core.records import RunFacts
 from cleanup_core.service.audit import cleanup_event
-from cleanup_core.service.base import DEFAULT_ACTOR, checked_ids, is_run_id
+from cleanup_core.service.base import DEFAULT_ACTOR, checked_ids, is_whole_number
 from cleanup_core.service.judging import Judging
 from cleanup_core.storage import events, runs
 from cleanup_core.vocabulary import RunState
@@ -214,7 +214,7 @@ class Cleaning(Judging):
         now: datetime | None = None,
     ) -> bool:
         """Clean one run if it is dead; ``True`` only if this call cleaned it."""
-        if not is_run_id(run_id):
+        if not is_whole_number(run_id):
             return False
         result = self.cleanup_runs(
             [run_id], actor=actor, age_threshold_hours=age_threshold_hours, now=now

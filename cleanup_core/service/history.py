@@ -12,7 +12,7 @@ from typing import Any
 from cleanup_core.errors import RefusedError, RunNotFoundError
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.service.audit import AuditEvent, decode_raw, delete_event, revert_event
-from cleanup_core.service.base import DEFAULT_ACTOR, ServiceBase, checked_ids, is_run_id
+from cleanup_core.service.base import DEFAULT_ACTOR, ServiceBase, checked_ids, is_whole_number
 from cleanup_core.storage import deletions, events, runs
 from cleanup_core.vocabulary import AuditAction, NotReverted, RunStatus
 
@@ -69,7 +69,7 @@ class Auditing(ServiceBase):
         """Undo the latest clean-up of a run in one transaction: restore its exact previous
         status and ``completed_at``, if the run is still in the state that clean-up left.
         The result says why not otherwise."""
-        if not is_run_id(run_id):
+        if not is_whole_number(run_id):
             raise ValueError(f"a run id must be a whole number, got {run_id!r}")
         with self.db.write() as conn:
             latest = events.latest_event(conn, run_id, (AuditAction.CLEANUP, AuditAction.REVERT))
@@ -108,7 +108,7 @@ class Auditing(ServiceBase):
     def revert_cleanup(self, run_id: int, *, actor: str = DEFAULT_ACTOR) -> bool:
         """``revert`` for callers that only need to know whether it happened: ``False`` when
         there is nothing to revert (never cleaned, already reverted, changed since)."""
-        if not is_run_id(run_id):
+        if not is_whole_number(run_id):
             return False
         return self.revert(run_id, actor=actor).reverted
 
@@ -166,9 +166,9 @@ class Auditing(ServiceBase):
         """The audit trail, newest first. ``run_id`` selects the events of the run that has
         that id now; a deleted run's events stay in the unfiltered trail, marked
         ``run_deleted``."""
-        if not is_run_id(limit) or not 1 <= limit <= MAX_PAGE:
+        if not is_whole_number(limit) or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
-        if not is_run_id(offset) or not 0 <= offset <= LARGEST_ID:
+        if not is_whole_number(offset) or not 0 <= offset <= LARGEST_ID:
             raise ValueError(f"offset must be from 0 to {LARGEST_ID}, got {offset!r}")
         with self.db.read() as conn:
             stored, total = events.events_page(

@@ -14,7 +14,7 @@ from cleanup_core.checkpoints import portal_slug
 from cleanup_core.errors import RefusedError, RunNotFoundError
 from cleanup_core.launcher import spawn
 from cleanup_core.service.audit import launch_event
-from cleanup_core.service.base import checked_ids, is_run_id
+from cleanup_core.service.base import checked_ids, is_whole_number
 from cleanup_core.service.cleaning import CleanupResult
 from cleanup_core.service.worker import WorkerWrites
 from cleanup_core.storage import events, runs
@@ -88,7 +88,7 @@ class Launching(WorkerWrites):
         """Start the portal's ``resume_command`` for a resumable run. Refused (nothing started)
         when the run is unknown (``RunNotFoundError``), not running, alive, or otherwise not
         resumable right now, or when no command is configured."""
-        if not is_run_id(run_id):
+        if not is_whole_number(run_id):
             raise ValueError(f"a run id must be a whole number, got {run_id!r}")
         with self.db.read() as conn:
             run = runs.runs_by_id(conn, [run_id]).get(run_id)
