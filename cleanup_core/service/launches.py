@@ -16,6 +16,7 @@ from cleanup_core.launcher import spawn
 from cleanup_core.service.audit import launch_event
 from cleanup_core.service.base import checked_ids, is_whole_number
 from cleanup_core.service.cleaning import CleanupResult
+from cleanup_core.service.judging import shared_checkpoints
 from cleanup_core.service.worker import WorkerWrites
 from cleanup_core.storage import events, runs
 from cleanup_core.vocabulary import Action, RunState
@@ -112,6 +113,7 @@ class Launching(WorkerWrites):
             raise RefusedError(
                 f"Run {run_id} is {verdict.state.value}, not resumable:{hint} {verdict.summary}"
             )
+        self._refuse_shared_checkpoint(portal_name)
         template = self.settings.resume_command_for(portal_name)
         if template is None:
             raise RefusedError(
@@ -134,6 +136,7 @@ class Launching(WorkerWrites):
                 f"Portal {check.portal_name!r} is busy: {check.reason}. Nothing was started."
             )
         portal_name = check.portal_name
+        self._refuse_shared_checkpoint(portal_name)
         template = self.settings.start_command_for(portal_name)
         if template is None:
             raise RefusedError(
@@ -170,6 +173,21 @@ class Launching(WorkerWrites):
             return CleanUpAndStart(check.portal_name, check.action, check.reason, cleanup)
         launched = self.launch_start(portal_name, actor=actor)
         return CleanUpAndStart(check.portal_name, check.action, check.reason, cleanup, launched)
+
+    def _refuse_shared_checkpoint(self, portal_name: str) -> None:
+        """A scraper of a portal that shares its checkpoint file with another stored portal
+        would overwrite that one's checkpoint: nothing is started until a person renames one."""
+        with self.db.read() as conn:
+            names = runs.portal_names(conn)
+        for group in shared_checkpoints(names):
+            if portal_name in group:
+                others = ", ".join(repr(name) for name in group if name != portal_name)
+                raise RefusedError(
+                    f"Portal {portal_name!r} shares the checkpoint file "
+                    f"{portal_slug(portal_name)}.json with {others}: a scraper of one would "
+                    "overwrite the other's checkpoint. Rename one of them first; nothing was "
+                    "started."
+                )
 
     def _launch(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanup_core import Action, CleanupService, PortalBusyError, track_run
+from cleanup_core import Action, CleanupService, PortalBusyError, RefusedError, track_run
 from cleanup_core.db import Database
 from tests.conftest import NOW, ago
 
@@ -169,3 +169,33 @@ def test_a_start_launched_for_a_variant_name_starts_the_stored_portal(settings, 
         launcher.close()
     assert launched.portal_name == "Assam Tenders"
     assert launched.argv[-2:] == ("Assam Tenders", "assam_tenders")
+
+
+@pytest.mark.parametrize("launch", ["start", "resume"])
+def test_nothing_is_launched_for_a_portal_that_shares_its_checkpoint_file(
+    settings, runs, tmp_path, launch
+):
+    """The scraper would overwrite the other portal's checkpoint: a person renames one first."""
+    record = tmp_path / "launched.json"
+    recorder = f"{{python}} {RECORD_ARGV} {record}"
+    launcher = CleanupService(
+        settings.with_overrides(
+            start_command=f"{recorder} start {{portal}}",
+            resume_command=f"{recorder} resume {{portal}} {{run_id}}",
+            log_dir=str(tmp_path / "logs"),
+        ),
+        database=Database(settings, create_missing=True),
+    )
+    resumable = runs.add("Assam Tenders", started_at=ago(hours=30), extracted_total_tenders=3)
+    runs.add("assam  tenders", status="completed", started_at=ago(hours=50))
+    calls = {
+        "start": lambda: launcher.launch_start("Assam Tenders", actor="ops", now=NOW),
+        "resume": lambda: launcher.launch_resume(resumable, actor="ops", now=NOW),
+    }
+    try:
+        with pytest.raises(RefusedError) as refused:
+            calls[launch]()
+    finally:
+        launcher.close()
+    assert "assam_tenders.json" in str(refused.value) and "'assam  tenders'" in str(refused.value)
+    assert not (tmp_path / "logs").exists() and not record.exists()
