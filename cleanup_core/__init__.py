@@ -6,52 +6,69 @@ The seed's functions keep their names and shapes and use the ``CLEANUP_*`` setti
     check = check_portal_resume("Assam Tenders")  # check["action"]: start/resume/cleanup/wait
 
 For other settings (another database, explicit ``now`` in tests) use ``CleanupService``.
+
+Every name below is imported when first used, so importing the rules (``cleanup_core.classify``)
+or this package does not load the database layer, the demo or the notification libraries.
 """
 
-from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_slug
-from cleanup_core.classify import Action, Reason, RunFacts, RunState, Verdict, classify
-from cleanup_core.config import Policy, PortalOverride, Settings
-from cleanup_core.demo import DemoReport, load_demo
-from cleanup_core.errors import (
-    CleanupError,
-    ConfigError,
-    DatabaseError,
-    DatabaseLockedError,
-    DatabaseUnavailableError,
-    NoRunsTableError,
-    RefusedError,
-    RunNotFoundError,
-)
-from cleanup_core.launcher import LaunchError, LaunchResult, launch_resume, launch_start
-from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
-from cleanup_core.service import (
-    AuditEvent,
-    CleanupResult,
-    CleanupService,
-    HistoryPage,
-    PortalCheck,
-    StuckRunSummary,
-    check_portal_resume,
-    cleanup_if_needed,
-    cleanup_run,
-    cleanup_runs,
-    configure,
-    default_service,
-    delete_runs,
-    get_history,
-    get_stuck_run_count,
-    get_stuck_run_summary,
-    revert_cleanup,
-)
-from cleanup_core.tracker import (
-    AddedTenders,
-    PortalBusyError,
-    RunFencedError,
-    ScrapeOutcome,
-    TrackedRun,
-    start_portal,
-    track_run,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Where each public name lives.
+_EXPORTS = {
+    "cleanup_core.checkpoints": ("CheckpointInfo", "CheckpointStatus", "portal_slug"),
+    "cleanup_core.classify": ("Reason", "Verdict", "classify"),
+    "cleanup_core.config": ("Policy", "PortalOverride", "Settings"),
+    "cleanup_core.demo": ("DemoReport", "load_demo"),
+    "cleanup_core.errors": (
+        "CleanupError",
+        "ConfigError",
+        "DatabaseError",
+        "DatabaseLockedError",
+        "DatabaseUnavailableError",
+        "LaunchError",
+        "NoRunsTableError",
+        "RefusedError",
+        "RunFencedError",
+        "RunNotFoundError",
+    ),
+    "cleanup_core.models": ("CLEANED", "COMPLETED", "FAILED", "RUNNING"),
+    "cleanup_core.records": ("RunFacts",),
+    "cleanup_core.service": (
+        "AuditEvent",
+        "CleanupResult",
+        "CleanupService",
+        "HistoryPage",
+        "LaunchResult",
+        "PortalBusyError",
+        "PortalCheck",
+        "RevertResult",
+        "StuckRunSummary",
+        "check_portal_resume",
+        "cleanup_if_needed",
+        "cleanup_run",
+        "cleanup_runs",
+        "configure",
+        "default_service",
+        "delete_runs",
+        "get_history",
+        "get_stuck_run_count",
+        "get_stuck_run_summary",
+        "revert_cleanup",
+    ),
+    "cleanup_core.service.launches": ("launch_resume", "launch_start"),
+    "cleanup_core.tracker": (
+        "AddedTenders",
+        "ScrapeOutcome",
+        "TrackedRun",
+        "start_portal",
+        "track_run",
+    ),
+    "cleanup_core.vocabulary": ("Action", "AuditAction", "RunState", "RunStatus"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "CLEANED",
@@ -60,6 +77,7 @@ __all__ = [
     "RUNNING",
     "Action",
     "AddedTenders",
+    "AuditAction",
     "AuditEvent",
     "CheckpointInfo",
     "CheckpointStatus",
@@ -81,10 +99,12 @@ __all__ = [
     "PortalOverride",
     "Reason",
     "RefusedError",
+    "RevertResult",
     "RunFacts",
     "RunFencedError",
     "RunNotFoundError",
     "RunState",
+    "RunStatus",
     "ScrapeOutcome",
     "Settings",
     "StuckRunSummary",
@@ -109,3 +129,16 @@ __all__ = [
     "start_portal",
     "track_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cleanup_core' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next use finds it without this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

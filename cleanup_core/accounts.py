@@ -30,17 +30,19 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from sqlalchemy import Connection
 
-from cleanup_core import repository
 from cleanup_core.config import Network, Settings
 from cleanup_core.db import Database
 from cleanup_core.errors import CleanupError, LoginThrottledError
+from cleanup_core.records import UserRecord
+from cleanup_core.storage import accounts as stored
 from cleanup_core.timestamps import utc_now
+from cleanup_core.vocabulary import Role
 
 log = logging.getLogger("cleanup_core.accounts")
 
-ADMIN = "admin"
-VIEWER = "viewer"
-ROLES = (ADMIN, VIEWER)
+ADMIN = Role.ADMIN
+VIEWER = Role.VIEWER
+ROLES = tuple(role.value for role in Role)
 MIN_PASSWORD_LENGTH = 8
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
@@ -186,8 +188,8 @@ def _trusted(address: IPv4Address | IPv6Address, trusted_proxies: Sequence[Netwo
     return any(address in network for network in trusted_proxies)
 
 
-def _user(row: object) -> User:
-    return User(id=row.id, username=row.username, role=row.role)  # type: ignore[attr-defined]
+def _user(row: UserRecord) -> User:
+    return User(id=row.id, username=row.username, role=row.role)
 
 
 def validate_username(username: str) -> str:
@@ -226,12 +228,12 @@ class Accounts:
             raise CleanupError(f"A role is one of {', '.join(ROLES)}, got {role!r}.")
         password_hash = hash_password(password)
         with self.db.write() as conn:
-            if repository.user_by_name(conn, username) is not None:
+            if stored.user_by_name(conn, username) is not None:
                 raise CleanupError(
                     f"User {username!r} already exists; use `admin set-password` to change "
                     "the password."
                 )
-            user_id = repository.insert_user(
+            user_id = stored.insert_user(
                 conn,
                 {
                     "username": username,
@@ -247,31 +249,32 @@ class Accounts:
         validate_password(password)
         password_hash = hash_password(password)
         with self.db.write() as conn:
-            if not repository.set_password_hash(conn, username, password_hash):
+            if not stored.set_password_hash(conn, username, password_hash):
                 raise CleanupError(f"No user {username!r}.")
-            user = repository.user_by_name(conn, username)
-            repository.delete_user_sessions(conn, user.id)
+            user = stored.user_by_name(conn, username)
+            if user is not None:
+                stored.delete_user_sessions(conn, user.id)
         log.info("changed the password of %s (their sessions were ended)", username)
 
     def users(self) -> list[User]:
         with self.db.read() as conn:
-            return [_user(row) for row in repository.all_users(conn)]
+            return [_user(row) for row in stored.all_users(conn)]
 
     def remove_user(self, username: str) -> None:
         with self.db.write() as conn:
-            row = repository.user_by_name(conn, username)
+            row = stored.user_by_name(conn, username)
             if row is None:
                 raise CleanupError(f"No user {username!r}.")
-            repository.delete_user(conn, row.id)
+            stored.delete_user(conn, row.id)
         log.info("removed dashboard user %s", username)
 
     def unlock(self, username: str) -> None:
         """Forget the account's failed logins, lifting a delay or lockout (its clients' counts
         stay)."""
         with self.db.write() as conn:
-            if repository.user_by_name(conn, username) is None:
+            if stored.user_by_name(conn, username) is None:
                 raise CleanupError(f"No user {username!r}.")
-            repository.clear_login_failures(conn, [(Counted.ACCOUNT, username)])
+            stored.clear_login_failures(conn, [(Counted.ACCOUNT, username)])
         log.info("cleared the failed logins of %s", username)
 
     def log_in(
@@ -297,7 +300,7 @@ class Accounts:
         # right password then resets the counts.
         with self.db.write() as conn:
             waits, counts = self._count_attempt(conn, keys, now)
-            row = repository.user_by_name(conn, username) if _USERNAME.match(username) else None
+            row = stored.user_by_name(conn, username) if _USERNAME.match(username) else None
         if waits:
             retry_after = max(1, math.ceil(max(waits).total_seconds()))
             log.warning(
@@ -318,9 +321,9 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         expires_at = now + self.session_ttl
         with self.db.write() as conn:
-            repository.clear_login_failures(conn, keys)
-            repository.delete_expired_sessions(conn, now)
-            repository.insert_session(
+            stored.clear_login_failures(conn, keys)
+            stored.delete_expired_sessions(conn, now)
+            stored.insert_session(
                 conn,
                 {
                     "token_hash": _token_hash(token),
@@ -338,8 +341,8 @@ class Accounts:
         """The waits still running for ``keys``; when there are none, the attempt is counted
         (and the next one's wait set) and the new counts are returned."""
         throttle = self.throttle
-        repository.prune_login_failures(conn, failed_before=now - throttle.forget_after, now=now)
-        counters = repository.lock_login_failures(conn, keys, now)
+        stored.prune_login_failures(conn, failed_before=now - throttle.forget_after, now=now)
+        counters = stored.lock_login_failures(conn, keys, now)
         waits = [
             c.blocked_until - now for c in counters if c.blocked_until and c.blocked_until > now
         ]
@@ -353,7 +356,7 @@ class Accounts:
             )
             failures = (0 if forgotten else counter.failures) + 1
             wait = throttle.wait_after(failures)
-            repository.set_login_failures(
+            stored.set_login_failures(
                 conn,
                 counter.kind,
                 counter.name,
@@ -386,10 +389,10 @@ class Accounts:
         if not isinstance(token, str) or not token or len(token) > 200:
             return None
         with self.db.read() as conn:
-            row = repository.session_user(conn, _token_hash(token), now or utc_now())
+            row = stored.session_user(conn, _token_hash(token), now or utc_now())
         return None if row is None else _user(row)
 
     def log_out(self, token: str) -> None:
         if isinstance(token, str) and token:
             with self.db.write() as conn:
-                repository.delete_session(conn, _token_hash(token))
+                stored.delete_session(conn, _token_hash(token))

@@ -28,52 +28,29 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from cleanup_core import repository
-from cleanup_core.classify import RunState, Verdict
+from cleanup_core.classify import Verdict
 from cleanup_core.errors import CleanupError
-from cleanup_core.service import CleanupService
-from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.service import Change, CleanupService, MonitorStatus, Problem
+from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, RunState
+
+__all__ = [
+    "Change",
+    "CycleReport",
+    "Delivery",
+    "Monitor",
+    "MonitorStatus",
+    "Problem",
+    "channel_key",
+    "channel_label",
+    "current_problems",
+    "cursor_location",
+    "format_notice",
+    "run_forever",
+    "send_apprise",
+    "stalled_reason",
+]
 
 log = logging.getLogger("cleanup_core.alerts")
-
-# What a problem is called, in the order a message lists them.
-KINDS = ("dead", "stalled", "attention", "resumable")
-_LABELS = {
-    "dead": "DEAD",
-    "stalled": "STALLED",
-    "attention": "NEEDS ATTENTION",
-    "resumable": "RESUMABLE",
-}
-LEASE_NAME = "monitor"
-KEEP_HISTORY = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A running run the operator should hear about."""
-
-    run_id: int
-    portal_name: str
-    kind: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line of a notice: a new problem, a reminder, or a recovery."""
-
-    what: str  # "new", "reminder", "recovered"
-    run_id: int
-    portal_name: str
-    kind: str
-    summary: str
-
-    def line(self) -> str:
-        label = _LABELS.get(self.kind, self.kind.upper())
-        if self.what == "recovered":
-            return f"  RECOVERED run {self.run_id} (was {self.kind}): {self.summary}"
-        prefix = "STILL " if self.what == "reminder" else "NEW "
-        return f"  {prefix}{label} run {self.run_id}: {self.summary}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +65,7 @@ class Delivery:
 class CycleReport:
     """What one cycle saw and did."""
 
-    outcome: str  # "ok", "skipped", "error"
+    outcome: CycleOutcome
     detail: str = ""
     changes: list[Change] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)  # one per URL that had news
@@ -149,12 +126,13 @@ def current_problems(
     for verdict in verdicts:
         portal = verdict.portal_name or ""
         if verdict.state in (RunState.DEAD, RunState.RESUMABLE, RunState.ATTENTION):
-            problems.append(Problem(verdict.run_id, portal, verdict.state.value, verdict.summary))
+            kind = ProblemKind(verdict.state.value)
+            problems.append(Problem(verdict.run_id, portal, kind, verdict.summary))
             continue
         stall_after = timedelta(minutes=settings.stall_after_minutes_for(portal))
         reason = stalled_reason(verdict, stall_after, now)
         if reason:
-            problems.append(Problem(verdict.run_id, portal, "stalled", reason))
+            problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, reason))
     return problems
 
 
@@ -162,7 +140,8 @@ def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple
     """The title and body of one message: every change, grouped per portal."""
     counts: dict[str, int] = defaultdict(int)
     for change in changes:
-        key = "recovered" if change.what == "recovered" else f"{change.what} {change.kind}"
+        recovered = change.what is ProblemChange.RECOVERED
+        key = ProblemChange.RECOVERED.value if recovered else f"{change.what} {change.kind}"
         counts[key] += 1
     title = "Tender runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
     by_portal: dict[str, list[Change]] = defaultdict(list)
@@ -259,47 +238,28 @@ class Monitor:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.send = send
 
-    @property
-    def interval(self) -> timedelta:
-        return timedelta(minutes=self.settings.monitor_interval_minutes)
-
     def run_cycle(self, *, now: datetime | None = None, force: bool = False) -> CycleReport:
         """One cycle, unless another process holds the lease or ran one less than an interval
         ago (``force`` ignores the latter)."""
-        with self.service.db.write() as conn:
-            now = self.service.clock(conn, now)
-            lease_until = now + max(self.interval, timedelta(minutes=5))
-            if not repository.take_lease(conn, LEASE_NAME, self.holder, now, lease_until):
-                return CycleReport("skipped", "another monitor is running a cycle", started_at=now)
-            last = repository.last_cycle(conn)
-            if not force and last is not None:
-                started = parse_timestamp(last.started_at, self.settings.timezone)
-                if started is not None and now - started < self.interval * 0.9:
-                    repository.release_lease(conn, LEASE_NAME, self.holder)
-                    return CycleReport(
-                        "skipped",
-                        f"a cycle ran {(now - started).total_seconds() / 60:.0f} min ago",
-                        started_at=now,
-                    )
-            cycle_id = repository.start_cycle(conn, now, self.holder)
-        report = CycleReport("ok", started_at=now)
+        start = self.service.begin_cycle(self.holder, now=now, force=force)
+        now = start.started_at
+        if start.cycle_id is None:
+            return CycleReport(CycleOutcome.SKIPPED, start.skipped, started_at=now)
+        report = CycleReport(CycleOutcome.OK, started_at=now)
         try:
-            self._cycle(cycle_id, now, report)
+            self._cycle(start.cycle_id, now, report)
         except CleanupError as exc:
-            report.outcome, report.detail = "error", str(exc)
+            report.outcome, report.detail = CycleOutcome.ERROR, str(exc)
             log.error("monitor cycle failed: %s", exc)
         finally:
-            with self.service.db.write() as conn:
-                repository.finish_cycle(
-                    conn,
-                    cycle_id,
-                    self.service.clock(conn, None),
-                    report.outcome,
-                    report.detail,
-                    len(report.changes),
-                )
-                repository.release_lease(conn, LEASE_NAME, self.holder)
-                repository.prune_monitor(conn, now - KEEP_HISTORY)
+            self.service.end_cycle(
+                start.cycle_id,
+                self.holder,
+                outcome=report.outcome,
+                detail=report.detail,
+                changes=len(report.changes),
+                started_at=now,
+            )
         return report
 
     def _cycle(self, cycle_id: int, now: datetime, report: CycleReport) -> None:
@@ -314,19 +274,15 @@ class Monitor:
             auto_cleaned = {run_id: portals[run_id] for run_id in result.cleaned}
             summary = self.service.scan(now=now)
         problems = current_problems(self.service, summary.verdicts, now)
-        remind_after = timedelta(hours=self.settings.monitor_reminder_hours)
-        with self.service.db.write() as conn:
-            changes = self._compare(conn, problems, now, remind_after)
-            reported = {c.run_id for c in changes}
-            changes.extend(
-                Change("recovered", run_id, portal, "dead", "cleaned automatically by the monitor")
-                for run_id, portal in auto_cleaned.items()
-                if run_id not in reported
-            )
-            report.changes = changes
-            if changes:
-                title, body = format_notice(changes, self.settings.dashboard_url)
-                repository.insert_notice(conn, cycle_id, now, title, body)
+        dashboard_url = self.settings.dashboard_url
+        report.changes = self.service.record_problems(
+            cycle_id,
+            problems,
+            now=now,
+            remind_after=timedelta(hours=self.settings.monitor_reminder_hours),
+            cleaned_by_monitor=auto_cleaned,
+            notice=lambda changes: format_notice(changes, dashboard_url),
+        )
         report.deliveries = self._deliver(cycle_id, now)
         delivered = sum(delivery.ok for delivery in report.deliveries)
         report.detail = (
@@ -335,65 +291,13 @@ class Monitor:
         )
         log.info("monitor cycle: %s", report.detail)
 
-    def _compare(
-        self, conn: Any, problems: Sequence[Problem], now: datetime, remind_after: timedelta
-    ) -> list[Change]:
-        """Record what is new, remind about what is old, resolve what went away."""
-        current = {(p.run_id, p.kind): p for p in problems}
-        open_rows = {(row.run_id, row.kind): row for row in repository.open_problems(conn)}
-        changes = []
-        for key, problem in current.items():
-            row = open_rows.get(key)
-            if row is None:
-                repository.open_problem(conn, problem.__dict__, now)
-                changes.append(
-                    Change(
-                        "new", problem.run_id, problem.portal_name, problem.kind, problem.summary
-                    )
-                )
-                continue
-            notified = parse_timestamp(row.last_notified_at, self.settings.timezone)
-            if notified is None or now - notified >= remind_after:
-                repository.touch_problem(conn, row.id, now, problem.summary)
-                changes.append(
-                    Change(
-                        "reminder",
-                        problem.run_id,
-                        problem.portal_name,
-                        problem.kind,
-                        problem.summary,
-                    )
-                )
-        statuses = repository.run_statuses(
-            conn, [run_id for run_id, kind in open_rows if (run_id, kind) not in current]
-        )
-        for key, row in open_rows.items():
-            if key in current:
-                continue
-            repository.resolve_problem(conn, row.id, now)
-            status = statuses.get(row.run_id)
-            now_state = f"status is now {status.status!r}" if status else "run record deleted"
-            changes.append(
-                Change("recovered", row.run_id, row.portal_name or "", row.kind, now_state)
-            )
-        return sorted(
-            changes,
-            key=lambda c: (
-                c.portal_name.lower(),
-                KINDS.index(c.kind) if c.kind in KINDS else 9,
-                c.run_id,
-            ),
-        )
-
     def _deliver(self, cycle_id: int, now: datetime) -> list[Delivery]:
         """Send each channel (each distinct URL) everything it has not received, as one
         message."""
         deliveries = []
         for url in dict.fromkeys(self.settings.notify_urls):
             key, label = channel_key(url), channel_label(url)
-            with self.service.db.write() as conn:
-                since = repository.channel_cursor(conn, key, cycle_id)
-                notices = repository.notices_after(conn, since)
+            notices = self.service.undelivered_notices(key, cycle_id)
             if not notices:
                 continue
             if len(notices) == 1:
@@ -408,53 +312,18 @@ class Monitor:
                 ok = False
             if not ok:
                 log.error("notification to %s failed; it will be retried next cycle", label)
-            with self.service.db.write() as conn:
-                repository.record_delivery(conn, key, notices[-1].id if ok else None, now)
+            self.service.record_delivery(key, notices[-1].id if ok else None, now)
             deliveries.append(Delivery(label, ok))
         return deliveries
 
     def seconds_until_due(self, *, now: datetime | None = None) -> float:
         """How long to sleep before the next cycle is due (by the last cycle of any process,
         so every process converges on one schedule)."""
-        with self.service.db.read() as conn:
-            now = self.service.clock(conn, now)
-            last = repository.last_cycle(conn)
-        started = parse_timestamp(last.started_at, self.settings.timezone) if last else None
-        if started is None:
-            return 0.0
-        wait = (started + self.interval - now).total_seconds()
-        return min(max(wait, 1.0), self.interval.total_seconds())
+        return self.service.seconds_until_due(now=now)
 
     def status(self, *, now: datetime | None = None) -> MonitorStatus:
         """The last cycle, when the next is due, and whether the monitor is late."""
-        with self.service.db.read() as conn:
-            now = self.service.clock(conn, now)
-            last = repository.last_cycle(conn, finished_only=True)
-        if last is None:
-            return MonitorStatus(None, None, None, "", late=False, never_ran=True)
-        tz = self.settings.timezone
-        started = parse_timestamp(last.started_at, tz)
-        next_due = started + self.interval if started else None
-        late = next_due is not None and now > next_due + max(self.interval, timedelta(minutes=10))
-        return MonitorStatus(started, next_due, last.outcome, last.detail or "", late=late)
-
-
-@dataclass(frozen=True)
-class MonitorStatus:
-    last_check: datetime | None
-    next_check: datetime | None
-    outcome: str | None
-    detail: str
-    late: bool
-    never_ran: bool = False
-
-    def describe(self, tz: Any) -> str:
-        if self.never_ran:
-            return "The monitor has never run."
-        last = self.last_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.last_check else "?"
-        nxt = self.next_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.next_check else "?"
-        late = " - LATE: the monitor has not run since; is it still running?" if self.late else ""
-        return f"Last monitor check {last} ({self.outcome}: {self.detail}); next due {nxt}{late}"
+        return self.service.monitor_status(now=now)
 
 
 RETRY_AFTER_ERROR = 60.0
@@ -472,7 +341,7 @@ def run_forever(
     while not stop.is_set():
         try:
             report = monitor.run_cycle()
-            if on_cycle is not None and report.outcome != "skipped":
+            if on_cycle is not None and report.outcome is not CycleOutcome.SKIPPED:
                 on_cycle(report)
             wait = monitor.seconds_until_due()
         except CleanupError as exc:

@@ -230,9 +230,10 @@ def _interpret(path: Path, data: Any, size: int) -> Checkpoint:
     if isinstance(data, list):
         tenders, run_id, cursor, updated_at = data, None, None, None
     elif isinstance(data, dict):
-        tenders = data.get("tenders")
-        if not isinstance(tenders, list):
+        listed = data.get("tenders")
+        if not isinstance(listed, list):
             return unrecognised("no 'tenders' list in the JSON object")
+        tenders = listed
         run_id = data.get("run_id")
         if run_id is not None:
             run_id = _as_run_id(run_id)

@@ -1,7 +1,8 @@
 """Judging one running run: alive, young, resumable, dead, or needing a person's attention.
 
 Pure functions: facts read from the database, what the checkpoint proves, the portal's policy and
-``now`` go in; a verdict with its reasons comes out. The rules (DESIGN.md section 4):
+``now`` go in; a verdict with its reasons comes out. The rules (docs/architecture.md, "State
+rules"):
 
 - alive: heartbeat fresher than the heartbeat timeout, and the worker has not released the run
   (on Ctrl-C/SIGTERM the tracker records ``released_at``). Never touched, whatever its age.
@@ -18,73 +19,27 @@ Pure functions: facts read from the database, what the checkpoint proves, the po
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from math import isfinite
-from typing import Any, NamedTuple
+from typing import Any
 
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
 from cleanup_core.config import Policy
 from cleanup_core.numbers import whole_number
+from cleanup_core.records import RunFacts
 from cleanup_core.timestamps import duration, parse_timestamp
+from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-class RunState(enum.StrEnum):
-    ALIVE = "alive"
-    YOUNG = "young"
-    RESUMABLE = "resumable"
-    DEAD = "dead"
-    ATTENTION = "attention"
-
-
-class Action(enum.StrEnum):
-    """What the pre-scrape check tells a scraper to do."""
-
-    START = "start"
-    RESUME = "resume"
-    CLEANUP = "cleanup"
-    WAIT = "wait"
-
-
-ACTION_FOR_STATE = {
-    RunState.ALIVE: Action.WAIT,
-    RunState.YOUNG: Action.WAIT,
-    RunState.RESUMABLE: Action.RESUME,
-    RunState.DEAD: Action.CLEANUP,
-    RunState.ATTENTION: Action.WAIT,
-}
-
-
-class RunFacts(NamedTuple):
-    """A running run as stored: raw values, exactly as the database returned them. (A named
-    tuple: built for every running run of every scan, it has to be cheap.)"""
-
-    id: int
-    portal_name: str | None
-    status: str | None
-    started_at: object = None
-    completed_at: object = None
-    extracted_total_tenders: object = None
-    skipped_existing_total: object = None
-    last_heartbeat_at: object = None
-    last_progress_at: object = None
-    worker_id: str | None = None
-    attempt: object = None
-    released_at: object = None
-    # How many tenders the run has stored (counted by the service only for runs that would
-    # otherwise be dead; None: not counted).
-    stored_tenders: int | None = None
 
 
 @dataclass(frozen=True)
 class Reason:
     """One rule that fired, in words and as evidence a program can read."""
 
-    rule: str
+    rule: Rule
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -101,7 +56,7 @@ class Verdict:
     run_id: int
     portal_name: str | None
     state: RunState
-    rules: tuple[str, ...]
+    rules: tuple[Rule, ...]
     policy: Policy
     checkpoint: CheckpointInfo
     facts: RunFacts
@@ -114,7 +69,7 @@ class Verdict:
     last_heartbeat_at: datetime | None = None
     heartbeat_age_minutes: float | None = None
     released_at: datetime | None = None
-    problems: dict[str, str] | None = None  # rule -> what was unreadable
+    problems: dict[Rule, str] | None = None  # rule -> what was unreadable
     _reasons: tuple[Reason, ...] | None = None
 
     @property
@@ -223,7 +178,7 @@ def classify(
 
     Runs for every running run of every scan and pre-scrape check, so it only decides; the
     reasons are written out from ``rules`` when someone reads them (``Verdict.reasons``)."""
-    problems: dict[str, str] | None = None  # rule -> what could not be read
+    problems: dict[Rule, str] | None = None  # rule -> what could not be read
     started, start_problem = _read_time(facts.started_at, tz)
     heartbeat, heartbeat_problem = _read_time(facts.last_heartbeat_at, tz)
     released, _ = _read_time(facts.released_at, tz)
@@ -236,54 +191,58 @@ def classify(
     # 1. A fresh heartbeat means a worker is on it right now, unless it let go of the run
     #    (Ctrl-C, SIGTERM) after that heartbeat.
     if heartbeat_problem:
-        problems = {"heartbeat_unreadable": heartbeat_problem}
-        rules: tuple[str, ...] = ("heartbeat_unreadable",)
+        problems = {Rule.HEARTBEAT_UNREADABLE: heartbeat_problem}
+        rules: tuple[Rule, ...] = (Rule.HEARTBEAT_UNREADABLE,)
         state = RunState.ATTENTION
     elif (
         not was_released and heartbeat_age is not None and heartbeat_age < policy.heartbeat_timeout
     ):
-        rules, state = ("heartbeat_fresh",), RunState.ALIVE
+        rules, state = (Rule.HEARTBEAT_FRESH,), RunState.ALIVE
     else:
         if was_released:
-            worker_rule: tuple[str, ...] = ("released",)
+            worker_rule: tuple[Rule, ...] = (Rule.RELEASED,)
         elif heartbeat_age is not None:
-            worker_rule = ("heartbeat_lost",)
+            worker_rule = (Rule.HEARTBEAT_LOST,)
         else:
             worker_rule = ()
         # 2. Evidence of work done: counters, stored tenders and the checkpoint.
         progress = (extracted or 0) > 0 or (skipped or 0) > 0
         counters_unknown = extracted is None or skipped is None
         progress_rule = (
-            "progress" if progress else "counters_unreadable" if counters_unknown else "no_progress"
+            Rule.PROGRESS
+            if progress
+            else Rule.COUNTERS_UNREADABLE
+            if counters_unknown
+            else Rule.NO_PROGRESS
         )
         stored = facts.stored_tenders
         if stored is None:
-            tenders_rule: tuple[str, ...] = ()
+            tenders_rule: tuple[Rule, ...] = ()
         else:
-            tenders_rule = ("tenders_stored",) if stored > 0 else ("no_tenders_stored",)
+            tenders_rule = (Rule.TENDERS_STORED,) if stored > 0 else (Rule.NO_TENDERS_STORED,)
         evidence = progress or bool(stored) or checkpoint.is_evidence_for(facts.id)
         # 3. Age against the threshold.
-        if start_problem or started is None:
-            problems = {"start_unknown": start_problem or "is not recorded"}
-            age_rule = "start_unknown"
+        if start_problem or age is None:
+            problems = {Rule.START_UNKNOWN: start_problem or "is not recorded"}
+            age_rule = Rule.START_UNKNOWN
         elif age < -FUTURE_TOLERANCE:
-            age_rule = "start_in_future"
+            age_rule = Rule.START_IN_FUTURE
         elif age < policy.age_threshold:
-            age_rule = "young"
+            age_rule = Rule.YOUNG
         else:
-            age_rule = "old"
+            age_rule = Rule.OLD
         checkpoint_rule = _checkpoint_rule(checkpoint, facts.id)
         rules = (*worker_rule, progress_rule, *tenders_rule, checkpoint_rule, age_rule)
         # 4. The verdict.
-        is_old = age_rule == "old"
+        is_old = age_rule == Rule.OLD
         if evidence and (is_old or heartbeat is not None or was_released):
             state = RunState.RESUMABLE  # a tracked worker is gone, or it is old: resume it
         elif not is_old:
-            state = RunState.YOUNG if age_rule == "young" else RunState.ATTENTION
+            state = RunState.YOUNG if age_rule == Rule.YOUNG else RunState.ATTENTION
         elif counters_unknown or checkpoint.status.is_problem:
             state = RunState.ATTENTION
         elif policy.exclude_from_cleanup:
-            rules, state = (*rules, "portal_excluded"), RunState.ATTENTION
+            rules, state = (*rules, Rule.PORTAL_EXCLUDED), RunState.ATTENTION
         else:
             state = RunState.DEAD
     return Verdict(
@@ -307,31 +266,31 @@ def classify(
     )
 
 
-def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> str:
+def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> Rule:
     if checkpoint.status.is_problem:
-        return "checkpoint_unreadable"
+        return Rule.CHECKPOINT_UNREADABLE
     if checkpoint.names_other_run(run_id):
-        return "checkpoint_other_run"
+        return Rule.CHECKPOINT_OTHER_RUN
     if checkpoint.has_data:
-        return "checkpoint_data"
+        return Rule.CHECKPOINT_DATA
     if checkpoint.status is CheckpointStatus.OK:
-        return "checkpoint_empty"
-    return "no_checkpoint"
+        return Rule.CHECKPOINT_EMPTY
+    return Rule.NO_CHECKPOINT
 
 
-def _explain(v: Verdict, rule: str) -> Reason:
+def _explain(v: Verdict, rule: Rule) -> Reason:
     """The message and evidence of one rule that fired for ``v``."""
     match rule:
-        case "heartbeat_fresh" | "heartbeat_lost":
+        case Rule.HEARTBEAT_FRESH | Rule.HEARTBEAT_LOST:
             return _heartbeat_reason(v, rule)
-        case "progress" | "no_progress":
+        case Rule.PROGRESS | Rule.NO_PROGRESS:
             message = (
                 f"made progress: {v.extracted or 0} extracted, {v.skipped or 0} skipped"
-                if rule == "progress"
+                if rule == Rule.PROGRESS
                 else "no progress: 0 extracted, 0 skipped"
             )
             return Reason(rule, message, {"extracted": v.extracted, "skipped": v.skipped})
-        case "tenders_stored" | "no_tenders_stored":
+        case Rule.TENDERS_STORED | Rule.NO_TENDERS_STORED:
             count = v.stored_tenders or 0
             message = (
                 f"{count} tender{'' if count == 1 else 's'} stored"
@@ -339,7 +298,7 @@ def _explain(v: Verdict, rule: str) -> Reason:
                 else "no tenders stored"
             )
             return Reason(rule, message, {"stored_tenders": count})
-        case "young" | "old":
+        case Rule.YOUNG | Rule.OLD:
             age = v.now - v.started_at if v.started_at is not None else timedelta(0)
             hours = max(age.total_seconds() / 3600, 0.0)
             threshold = v.policy.age_threshold_hours
@@ -350,40 +309,46 @@ def _explain(v: Verdict, rule: str) -> Reason:
             return Reason(
                 rule, message, {"age_hours": round(hours, 2), "age_threshold_hours": threshold}
             )
-        case rule if rule.startswith(("checkpoint", "no_checkpoint")):
+        case (
+            Rule.CHECKPOINT_UNREADABLE
+            | Rule.CHECKPOINT_OTHER_RUN
+            | Rule.CHECKPOINT_DATA
+            | Rule.CHECKPOINT_EMPTY
+            | Rule.NO_CHECKPOINT
+        ):
             return _checkpoint_reason(v.checkpoint, rule)
-        case "heartbeat_unreadable":
+        case Rule.HEARTBEAT_UNREADABLE:
             message = f"last heartbeat {(v.problems or {})[rule]}"
             return Reason(rule, message, {"raw": _raw(v.facts.last_heartbeat_at)})
-        case "released":
+        case Rule.RELEASED:
             since = max(v.now - v.released_at, timedelta(0)) if v.released_at else timedelta(0)
             message = (
                 f"worker let go of the run {duration(since)} ago (interrupted); no heartbeat since"
             )
             return Reason(rule, message, {"released_at": _iso(v.released_at)})
-        case "counters_unreadable":
+        case Rule.COUNTERS_UNREADABLE:
             extracted = _raw(v.facts.extracted_total_tenders)
             skipped = _raw(v.facts.skipped_existing_total)
             message = (
                 f"progress counters are not whole numbers: extracted={extracted}, skipped={skipped}"
             )
             return Reason(rule, message, {"extracted_raw": extracted, "skipped_raw": skipped})
-        case "start_unknown":
+        case Rule.START_UNKNOWN:
             message = f"start time {(v.problems or {})[rule]}"
             return Reason(rule, message, {"raw": _raw(v.facts.started_at)})
-        case "start_in_future":
+        case Rule.START_IN_FUTURE:
             ahead = (v.started_at - v.now).total_seconds() / 3600 if v.started_at else 0.0
             message = f"start time is {ahead:.1f} h in the future (clock or data problem)"
             return Reason(rule, message, {"started_at": _iso(v.started_at)})
-        case "portal_excluded":
+        case Rule.PORTAL_EXCLUDED:
             return Reason(rule, "portal is excluded from clean-up by its policy")
     raise ValueError(f"no explanation for rule {rule!r}")
 
 
-def _heartbeat_reason(v: Verdict, rule: str) -> Reason:
+def _heartbeat_reason(v: Verdict, rule: Rule) -> Reason:
     minutes = v.heartbeat_age_minutes or 0.0
     timeout = _minutes(v.policy.heartbeat_timeout)
-    if rule == "heartbeat_fresh":
+    if rule == Rule.HEARTBEAT_FRESH:
         note = " (in the future: clock skew?)" if minutes < 0 else ""
         message = f"heartbeat {max(minutes, 0.0):.1f} min ago{note} (timeout {timeout:g} min)"
     else:
@@ -393,21 +358,21 @@ def _heartbeat_reason(v: Verdict, rule: str) -> Reason:
     return Reason(rule, message, evidence)
 
 
-def _checkpoint_reason(checkpoint: CheckpointInfo, rule: str) -> Reason:
+def _checkpoint_reason(checkpoint: CheckpointInfo, rule: Rule) -> Reason:
     where = {
         "checkpoint_path": str(checkpoint.path) if checkpoint.path else None,
         "checkpoint_status": checkpoint.status.value,
     }
-    if rule == "checkpoint_unreadable":
+    if rule == Rule.CHECKPOINT_UNREADABLE:
         message = f"checkpoint {checkpoint.status.value}: {checkpoint.detail}"
         return Reason(rule, message, where)
-    if rule == "checkpoint_other_run":
+    if rule == Rule.CHECKPOINT_OTHER_RUN:
         message = f"checkpoint belongs to run {checkpoint.run_id}"
         return Reason(rule, message, {**where, "checkpoint_run_id": checkpoint.run_id})
-    if rule == "checkpoint_data":
+    if rule == Rule.CHECKPOINT_DATA:
         message = f"checkpoint has {checkpoint.tender_count} tenders"
         return Reason(rule, message, {**where, "checkpoint_tenders": checkpoint.tender_count})
-    if rule == "checkpoint_empty":
+    if rule == Rule.CHECKPOINT_EMPTY:
         return Reason(rule, "checkpoint has no tenders", where)
     return Reason(rule, "no checkpoint file", where)
 

@@ -24,7 +24,7 @@ from functools import cached_property, wraps
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -37,21 +37,30 @@ from cleanup_core.db import SCHEMA_VERSION
 from cleanup_core.demo import load_demo
 from cleanup_core.display import SafeLogFormatter, safe_lines, safe_text
 from cleanup_core.errors import CleanupError, ConfigError
-from cleanup_core.launcher import launch_resume, launch_start
 from cleanup_core.metrics import render, serve
 from cleanup_core.numbers import run_id_from_text
-from cleanup_core.service import CleanupResult, CleanupService, StuckRunSummary
+from cleanup_core.service import (
+    BATCH_SIZE,
+    CleanupInterrupted,
+    CleanupResult,
+    CleanupService,
+    StuckRunSummary,
+)
+from cleanup_core.vocabulary import Action, AuditAction, CycleOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DEAD_RUNS = 3
 EXIT_INTERRUPTED = 130
 
-# Clean-ups larger than this run in batches of this size, each its own transaction, with a
-# progress bar on a terminal. An interrupt between batches leaves every batch whole.
-BATCH_SIZE = 500
-
 log = logging.getLogger("cleanup_core.cli")
+
+ACTION_COLOURS = {
+    Action.START: "green",
+    Action.RESUME: "yellow",
+    Action.CLEANUP: "red",
+    Action.WAIT: "cyan",
+}
 
 
 class UsageProblem(click.UsageError):
@@ -91,7 +100,7 @@ class App:
 
     def close(self) -> None:
         if "service" in self.__dict__:  # only if a command opened the database
-            self.service.db.dispose()
+            self.service.close()
 
     @property
     def actor(self) -> str:
@@ -273,7 +282,7 @@ def _counter_cell(value: int | None) -> str:
 
 def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
     table = Table(title=f"{title} ({len(verdicts)})", title_style=style, title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "right"),
         ("portal", "left"),
         ("age", "right"),
@@ -281,8 +290,9 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
         ("skipped", "right"),
         ("checkpoint", "left"),
         ("reasons", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
     for v in verdicts:
         table.add_row(
             str(v.run_id),
@@ -336,7 +346,8 @@ def _print_result(app: App, result: CleanupResult) -> None:
 @cli.command()
 @common_options()
 def scan(app: App) -> None:
-    """Show resumable and dead runs (read-only; the same as 'clean --dry-run')."""
+    """Show resumable and dead runs (read-only; the same as 'clean --dry-run', whose --json
+    adds "dry_run": true)."""
     summary = app.service.scan(app.age_hours)
     if app.as_json:
         app.emit_json(summary.to_dict())
@@ -344,12 +355,10 @@ def scan(app: App) -> None:
         _print_summary(app, summary)
 
 
-def _clean_in_batches(app: App, run_ids: list[int]) -> CleanupResult:
-    """Clean in batches, each its own transaction; a progress bar on a terminal when long."""
-    batches = [run_ids[i : i + BATCH_SIZE] for i in range(0, len(run_ids), BATCH_SIZE)]
-    cleaned: list[int] = []
-    left_alone: dict[int, str] = {}
-    show_bar = len(batches) > 1 and app.out.is_terminal and not app.as_json
+def _clean(app: App, run_ids: list[int]) -> CleanupResult:
+    """Clean the runs (the service works in batches, each its own transaction), with a
+    progress bar on a terminal when there is more than one batch."""
+    show_bar = len(run_ids) > BATCH_SIZE and app.out.is_terminal and not app.as_json
     with Progress(
         TextColumn("cleaning"),
         BarColumn(),
@@ -360,25 +369,20 @@ def _clean_in_batches(app: App, run_ids: list[int]) -> CleanupResult:
     ) as progress:
         task = progress.add_task("clean", total=len(run_ids))
         try:
-            for batch in batches:
-                result = app.service.cleanup_runs(
-                    batch, actor=app.actor, age_threshold_hours=app.age_hours
-                )
-                cleaned.extend(result.cleaned)
-                left_alone.update(result.left_alone)
-                progress.advance(task, len(batch))
-        except KeyboardInterrupt:
-            app.err.print(
-                f"interrupted: {len(cleaned)} runs were cleaned (each with its audit event) "
-                "before the interrupt; the rest are untouched. Run the command again to finish."
+            return app.service.cleanup_runs(
+                run_ids,
+                actor=app.actor,
+                age_threshold_hours=app.age_hours,
+                progress=lambda done, _: progress.update(task, completed=done),
             )
+        except CleanupInterrupted as interrupted:
+            app.err.print(str(interrupted))
             raise
-    return CleanupResult(tuple(run_ids), tuple(cleaned), left_alone)
 
 
 def _delete_dead(app: App, run_ids: list[int]) -> None:
     """Delete dead run records: clean them (compare-and-set) first, then delete those."""
-    cleaned = _clean_in_batches(app, run_ids)
+    cleaned = _clean(app, run_ids)
     deleted = app.service.delete_runs(cleaned.cleaned, confirm=True, actor=app.actor)
     app.out.print(
         f"[green]Deleted {deleted}/{len(run_ids)} dead run records[/green] (tenders kept)"
@@ -407,13 +411,13 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
     dead = [v.run_id for v in summary.dead]
     if dry_run:
         if app.as_json:
-            app.emit_json({"dry_run": True, "would_clean": dead, "summary": summary.to_dict()})
+            app.emit_json({**summary.to_dict(), "dry_run": True})
         else:
             _print_summary(app, summary)
             app.out.print(f"Dry run: {len(dead)} dead runs would be cleaned; nothing was changed.")
         return
     if auto:
-        result = _clean_in_batches(app, dead)
+        result = _clean(app, dead)
         if app.as_json:
             app.emit_json({"dry_run": False, **result.to_dict(), "notes": list(summary.notes)})
         else:
@@ -431,7 +435,7 @@ def clean(app: App, auto: bool, dry_run: bool) -> None:
     app.out.print("  3) cancel")
     choice = click.prompt("Choice", type=click.Choice(["1", "2", "3"]), default="3")
     if choice == "1":
-        _print_result(app, _clean_in_batches(app, dead))
+        _print_result(app, _clean(app, dead))
     elif choice == "2":
         typed = click.prompt(
             f"Deleting is permanent. Type the number of runs to delete ({len(dead)}) to confirm",
@@ -501,15 +505,21 @@ def status(app: App, fail_if_dead: bool) -> None:
 @click.argument("portal")
 @common_options()
 def check(app: App, portal: str) -> None:
-    """The pre-scrape verdict for PORTAL: start, resume, cleanup or wait, with the reason."""
+    """The pre-scrape verdict for PORTAL: start, resume, cleanup or wait, with the reason.
+
+    A name that differs from a stored portal only by case, spacing or punctuation is that
+    portal (they share a checkpoint file); the output names the stored portal."""
     verdict = app.service.check_portal(portal, app.age_hours)
     if app.as_json:
         app.emit_json(verdict.to_dict())
         return
-    colour = {"start": "green", "resume": "yellow", "cleanup": "red", "wait": "cyan"}
     action = verdict.action.value
     reason = _shown(verdict.reason)
-    app.out.print(f"[bold {colour[action]}]{action}[/bold {colour[action]}]: {reason}")
+    colour = ACTION_COLOURS[verdict.action]
+    app.out.print(f"[bold {colour}]{action}[/bold {colour}]: {reason}")
+    if verdict.requested_name is not None:
+        asked = f"portal: {verdict.portal_name} (asked for {verdict.requested_name!r})"
+        app.out.print(_shown(asked))
     if verdict.run_ids:
         app.out.print(f"runs: {', '.join(map(str, verdict.run_ids))}")
 
@@ -526,20 +536,13 @@ def _run_id(value: str) -> int:
 @common_options()
 def revert(app: App, run_id: str) -> None:
     """Undo the latest clean-up of RUN_ID (previous status and completed_at come back)."""
-    number = _run_id(run_id)
-    reverted = app.service.revert_cleanup(number, actor=app.actor)
+    result = app.service.revert(_run_id(run_id), actor=app.actor)
     if app.as_json:
-        app.emit_json({"run_id": number, "reverted": reverted})
-    elif reverted:
-        app.out.print(f"[green]Reverted the clean-up of run {number}.[/green]")
-    if not reverted:
-        if app.service.run_status(number) is None:
-            why = "there is no such run"
-        elif app.service.history(run_id=number, actions=["cleanup"], limit=1).total == 0:
-            why = "it was never cleaned up"
-        else:
-            why = "its latest clean-up was already reverted, or the run changed since"
-        raise click.ClickException(f"nothing to revert for run {number}: {why}")
+        app.emit_json(result.to_dict())
+    elif result.reverted:
+        app.out.print(f"[green]{escape(result.message)}[/green]")
+    if not result.reverted:
+        raise click.ClickException(result.message)
 
 
 @cli.command()
@@ -549,7 +552,8 @@ def revert(app: App, run_id: str) -> None:
     "--action",
     "actions",
     multiple=True,
-    help="Only these actions (repeatable): cleanup, revert, delete, ...",
+    type=click.Choice([action.value for action in AuditAction]),
+    help="Only these actions (repeatable).",
 )
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @common_options()
@@ -662,7 +666,7 @@ def demo(app: App) -> None:
 @common_options()
 def resume(app: App, run_id: str) -> None:
     """Start the configured resume_command for resumable run RUN_ID, in the background."""
-    launched = launch_resume(app.service, _run_id(run_id), actor=app.actor)
+    launched = app.service.launch_resume(_run_id(run_id), actor=app.actor)
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
@@ -675,7 +679,7 @@ def resume(app: App, run_id: str) -> None:
 def start(app: App, portal: str) -> None:
     """Start the configured start_command for PORTAL, in the background (refused while the
     pre-scrape check says wait)."""
-    launched = launch_start(app.service, portal, actor=app.actor)
+    launched = app.service.launch_start(portal, actor=app.actor)
     if app.as_json:
         app.emit_json(launched.to_dict())
     else:
@@ -707,7 +711,7 @@ def watch(app: App, once: bool, force_cycle: bool) -> None:
     if once:
         report = monitor.run_cycle(force=force_cycle)
         _print_cycle(app, report)
-        if report.outcome == "error" or report.delivery_failed:
+        if report.outcome is CycleOutcome.ERROR or report.delivery_failed:
             sys.exit(EXIT_FAILED)
         return
     app.err.print(f"watching every {app.settings.monitor_interval_minutes:g} min; Ctrl-C stops")
@@ -765,8 +769,9 @@ def metrics(app: App, listen: str | None) -> None:
         server, thread = serve(app.service, host, port, age_threshold_hours=app.age_hours)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
-    shown_host, shown_port = server.server_address[:2]
-    if ":" in str(shown_host):
+    bound_host, shown_port = server.server_address[:2]
+    shown_host = str(bound_host)  # an IP address: text from socket.getsockname, never bytes
+    if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     app.err.print(
         escape(f"serving metrics on http://{shown_host}:{shown_port}/metrics; Ctrl-C stops")
@@ -804,7 +809,7 @@ def _accounts(app: App) -> Accounts:
 @click.option(
     "--role",
     type=click.Choice(ROLES),
-    default=ADMIN,
+    default=ADMIN.value,
     show_default=True,
     help="admin may change runs; viewer may only look.",
 )

@@ -52,7 +52,7 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
         if isinstance(value, bool):
             raise ValueError(wanted)
         try:
-            number = float(value)  # type: ignore[arg-type]
+            number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
         except (TypeError, ValueError, OverflowError):
             raise ValueError(wanted) from None
         if not math.isfinite(number) or not 0 < number <= limit:
@@ -400,6 +400,11 @@ class Settings:
     def __post_init__(self) -> None:
         by_slug = {portal_slug(name): override for name, override in self.portals.items()}
         object.__setattr__(self, "_portals_by_slug", by_slug)
+
+    # The portals' own policies by slug, filled in by __post_init__.
+    _portals_by_slug: dict[str, PortalOverride] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def portal_override(self, portal_name: str | None) -> PortalOverride:
         """The portal's own policy; names match loosely ("Assam Tenders" = "assam_tenders")."""

@@ -32,18 +32,7 @@ from typing import Any
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    case,
-    create_engine,
-    event,
-    exists,
-    func,
-    inspect,
-    select,
-)
+from sqlalchemy import Column, Connection, Engine, create_engine, event, inspect
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -71,27 +60,33 @@ from cleanup_core.models import (
     RunEvent,
     SchemaVersion,
     Tender,
+    table,
 )
+from cleanup_core.storage.deletions import record_earlier_deletions
+from cleanup_core.storage.schema import create_version_table, record_version, schema_version
 from cleanup_core.timestamps import utc_now
 
 log = logging.getLogger(__name__)
 
 # Every table the tool reads or writes. Each schema change so far is additive (a table, a nullable
 # column, an index), so one idempotent "add what is missing" brings any earlier version up to date.
-ADOPTED_TABLES = (
-    Run.__table__,
-    Tender.__table__,
-    RunEvent.__table__,
-    DashboardUser.__table__,
-    DashboardSession.__table__,
-    MonitorCycle.__table__,
-    MonitorProblem.__table__,
-    MonitorNotice.__table__,
-    MonitorChannel.__table__,
-    MonitorLease.__table__,
-    LoginFailure.__table__,
-    DeletedRun.__table__,
-    DemoRun.__table__,
+ADOPTED_TABLES = tuple(
+    table(model)
+    for model in (
+        Run,
+        Tender,
+        RunEvent,
+        DashboardUser,
+        DashboardSession,
+        MonitorCycle,
+        MonitorProblem,
+        MonitorNotice,
+        MonitorChannel,
+        MonitorLease,
+        LoginFailure,
+        DeletedRun,
+        DemoRun,
+    )
 )
 OWN_TABLE_NAMES = frozenset(
     [SchemaVersion.__tablename__, *(table.name for table in ADOPTED_TABLES)]
@@ -114,23 +109,23 @@ def _add_missing(conn: Connection) -> list[str]:
     existing = set(inspect(conn).get_table_names())
     ops = Operations(MigrationContext.configure(conn))
     done = []
-    for table in ADOPTED_TABLES:
-        if table.name not in existing:
-            table.create(conn)
-            done.append(f"created table {table.name}")
+    for adopted in ADOPTED_TABLES:
+        if adopted.name not in existing:
+            adopted.create(conn)
+            done.append(f"created table {adopted.name}")
             continue
-        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
-        if "id" in table.c and "id" not in present:
+        present = {column["name"] for column in inspect(conn).get_columns(adopted.name)}
+        if "id" in adopted.c and "id" not in present:
             raise DatabaseError(
-                f"The existing table {table.name!r} has no 'id' column, so it is not a table "
+                f"The existing table {adopted.name!r} has no 'id' column, so it is not a table "
                 "this tool can adopt. Nothing was changed."
             )
-        for column in table.columns:
+        for column in adopted.columns:
             if column.name not in present:
-                ops.add_column(table.name, Column(column.name, column.type, nullable=True))
-                done.append(f"added column {table.name}.{column.name}")
-        indexes = {index["name"] for index in inspect(conn).get_indexes(table.name)}
-        for index in table.indexes:
+                ops.add_column(adopted.name, Column(column.name, column.type, nullable=True))
+                done.append(f"added column {adopted.name}.{column.name}")
+        indexes = {index["name"] for index in inspect(conn).get_indexes(adopted.name)}
+        for index in adopted.indexes:
             if index.name not in indexes:
                 index.create(conn)
                 done.append(f"added index {index.name}")
@@ -467,35 +462,6 @@ def _configure_sqlite(engine: Engine, *, busy_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _record_earlier_deletions(conn: Connection) -> None:
-    """Version 4: watermarks for the runs deleted before the tool kept them, from their delete
-    events. Every event up to a delete event is the deleted run's; its tenders are known only
-    while no run has that id again (then every tender linked to the id is the deleted runs'),
-    otherwise they stay with the run that has the id now."""
-    deleted, events = DeletedRun.__table__, RunEvent.__table__
-    runs, tenders = Run.__table__, Tender.__table__
-    id_is_free = ~exists().where(runs.c.id == events.c.run_id)
-    highest_tender = (
-        select(func.max(tenders.c.id)).where(tenders.c.run_id == events.c.run_id).scalar_subquery()
-    )
-    rows = select(
-        events.c.run_id,
-        events.c.portal_name,
-        events.c.created_at,
-        events.c.id,
-        case((id_is_free, highest_tender)),
-    ).where(events.c.action == "delete")
-    columns = ["run_id", "portal_name", "deleted_at", "last_event_id", "last_tender_id"]
-    conn.execute(deleted.insert().from_select(columns, rows))
-
-
-def schema_version(conn: Connection) -> int:
-    if not inspect(conn).has_table(SchemaVersion.__tablename__):
-        return 0
-    version = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)).scalar()
-    return int(version or 0)
-
-
 def adopt(engine: Engine) -> list[str]:
     """Bring the schema up to ``SCHEMA_VERSION``, additively; what was done (nothing when it
     already is)."""
@@ -507,8 +473,7 @@ def adopt(engine: Engine) -> list[str]:
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADOPTION_LOCK_KEY})")
-            created = not inspect(conn).has_table(SchemaVersion.__tablename__)
-            SchemaVersion.__table__.create(conn, checkfirst=True)
+            created = create_version_table(conn)
             version = schema_version(conn)
             if version >= SCHEMA_VERSION:
                 return []  # another process adopted it while we waited for the lock
@@ -516,12 +481,7 @@ def adopt(engine: Engine) -> list[str]:
             if created:
                 done.append(f"created table {SchemaVersion.__tablename__}")
             if version < 4:
-                _record_earlier_deletions(conn)
-            table = SchemaVersion.__table__
-            values = {"version": SCHEMA_VERSION, "updated_at": utc_now()}
-            if version == 0:
-                conn.execute(table.insert().values(id=1, **values))
-            else:
-                conn.execute(table.update().where(table.c.id == 1).values(**values))
+                record_earlier_deletions(conn)
+            record_version(conn, SCHEMA_VERSION, previous=version, at=utc_now())
             log.info("database schema adopted: version %d -> %d", version, SCHEMA_VERSION)
             return done

@@ -8,8 +8,9 @@ up, a run whose checkpoint is corrupt, and a run cleaned up earlier (with its au
 demo's partly scraped runs hold exactly its first pages, so resuming them ends with exactly the
 tenders an uninterrupted scrape would have stored.
 
-The demo marks each run it writes (``demo_runs``: the run's id, portal and start time, and the
-highest tender and event ids already linked to that id). Loading the demo again replaces exactly
+The demo plans its runs and files; the service writes them (``CleanupService.load_demo_fleet``)
+and marks each run (``demo_runs``: the run's id, portal and start time, and the highest tender
+and event ids already linked to that id). Loading the demo again replaces exactly
 the runs that are still the ones it marked, with only the tenders and events they wrote; it
 refuses a database holding other runs unless forced, and never touches them. Run ids are never
 assumed fresh: a run that got a demo run's id, or a deleted run whose id the demo got, keeps its
@@ -18,22 +19,21 @@ rows. Every demo run's ``worker_id`` starts with ``demo:``.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time as clock
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cleanup_core import repository
 from cleanup_core.checkpoints import checkpoint_path, read_checkpoint, write_checkpoint
+from cleanup_core.config import Settings
 from cleanup_core.errors import RefusedError
-from cleanup_core.models import COMPLETED, FAILED, RUNNING
-from cleanup_core.service import CleanupService
-from cleanup_core.timestamps import parse_timestamp, utc_now
+from cleanup_core.service import CleanupService, PlannedRun
+from cleanup_core.timestamps import utc_now
+from cleanup_core.vocabulary import AuditAction, RunStatus
 
 if TYPE_CHECKING:
     from cleanup_core.tracker import TrackedRun
@@ -143,7 +143,7 @@ class SyntheticPortal:
 
     def pages_before(self, organisation: int, page: int) -> list[dict[str, Any]]:
         """The tenders of every page before (``organisation``, ``page``), in scraping order."""
-        done = []
+        done: list[dict[str, Any]] = []
         for o, org in enumerate(self.organisations):
             for p, tenders in enumerate(org.pages):
                 if (o, p) >= (organisation, page):
@@ -315,73 +315,34 @@ class DemoReport:
 
 @dataclass
 class _Fleet:
-    """The rows being written, collected in one transaction."""
+    """The demo's plan for the service (``service.demo.DemoPlan``): the runs as of a moment,
+    and the checkpoint files that go with them."""
 
-    conn: Any
-    now: datetime
-    runs: dict[str, list[int]] = field(default_factory=dict)
-    tenders: int = 0
+    settings: Settings
+    worker_prefix: str = DEMO_PREFIX
+    checkpoint_tenders: list[dict[str, Any]] = field(default_factory=list)
 
-    def run(
-        self,
-        label: str,
-        portal: str,
-        *,
-        worker: str,
-        started_at: datetime,
-        tenders: Sequence[dict[str, Any]] = (),
-        tracked: bool = True,
-        events: Sequence[tuple[str, datetime, dict[str, Any]]] = (),
-        **values: Any,
-    ) -> int:
-        """One run with its tenders; a tracked worker also leaves a heartbeat and an attempt."""
-        row: dict[str, Any] = {
-            "portal_name": portal,
-            "status": RUNNING,
-            "started_at": started_at,
-            "worker_id": f"{DEMO_PREFIX}{worker}",
-            "extracted_total_tenders": len(tenders),
-            "skipped_existing_total": 0,
-        }
-        if tracked:
-            row |= {"attempt": 1, "last_heartbeat_at": started_at}
-            if tenders:
-                row["last_progress_at"] = started_at
-        row |= values
-        run_id = repository.insert_run(self.conn, row)
-        repository.mark_demo_run(self.conn, run_id, portal_name=portal, started_at=started_at)
-        repository.insert_tenders(
-            self.conn, [{**t, "run_id": run_id, "portal_name": portal} for t in tenders]
+    def runs(self, now: datetime) -> list[PlannedRun]:
+        as_of = now.astimezone(self.settings.timezone).date()
+        planned, self.checkpoint_tenders = _plan_fleet(self.settings, now, as_of)
+        return planned
+
+    def refuse_foreign_files(self, demo_run_ids: set[int]) -> None:
+        _refuse_foreign_checkpoints(self.settings, demo_run_ids)
+
+    def write_files(self, run_ids: Mapping[str, Sequence[int]], now: datetime) -> tuple[Path, ...]:
+        as_of = now.astimezone(self.settings.timezone).date()
+        return (
+            write_checkpoint(
+                self.settings.checkpoint_dir,
+                _CHECKPOINT_ONLY_PORTAL,
+                tenders=self.checkpoint_tenders,
+                run_id=run_ids["resumable_checkpoint"][0],
+                cursor={"organisation": 1, "page": 1, "as_of": as_of.isoformat()},
+                updated_at=(now - timedelta(hours=1)).isoformat(),
+            ),
+            _write_corrupt_checkpoint(self.settings.checkpoint_dir),
         )
-        self.tenders += len(tenders)
-        self.runs.setdefault(label, []).append(run_id)
-        if tracked:
-            actor = f"worker:{row['worker_id']}"
-            history = [("start", started_at, {}), *events]
-            repository.insert_events(
-                self.conn,
-                [
-                    _event(run_id, portal, action, actor, at, details)
-                    for action, at, details in history
-                ],
-            )
-        return run_id
-
-
-def _event(
-    run_id: int, portal: str, action: str, actor: str, at: datetime, details: dict[str, Any]
-) -> dict[str, Any]:
-    to_status = {"start": RUNNING, "complete": COMPLETED, "fail": FAILED}[action]
-    return {
-        "run_id": run_id,
-        "portal_name": portal,
-        "action": action,
-        "actor": actor,
-        "from_status": None if action == "start" else RUNNING,
-        "to_status": to_status,
-        "created_at": at,
-        "details": json.dumps(details),
-    }
 
 
 def load_demo(
@@ -393,81 +354,18 @@ def load_demo(
     always when a checkpoint file the demo writes exists and is not the demo's own. Sets the
     database up first, as ``init`` does (next to another application's tables only if
     ``force``)."""
-    if now is not None and now.tzinfo is None:
-        raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    service.init_database(beside_other_tables=force)
-    settings = service.settings
-    with service.db.write() as conn:
-        now = now or repository.database_now(conn)
-        previous, stale = _own_runs(service, conn)
-        foreign = repository.count_runs(conn) - len(previous)
-        if foreign and not force:
-            raise RefusedError(
-                f"The database {service.db.label} already holds {foreign} runs that are not the "
-                "demo's. Load the demo into another database, or force it to add the demo next "
-                "to them (they are kept as they are)."
-            )
-        _refuse_foreign_checkpoints(service, set(previous))
-        as_of = now.astimezone(settings.timezone).date()
-        repository.forget_demo_marks(conn, stale)
-        repository.delete_demo_runs(conn, previous)
-        fleet = _Fleet(conn, now)
-        checkpoint_tenders = _write_fleet(service, fleet, as_of)
-        # Before the commit: no other process ever sees these runs without their checkpoints
-        # (the checkpoint-only run would look dead to a cleaner).
-        checkpoints = (
-            write_checkpoint(
-                settings.checkpoint_dir,
-                _CHECKPOINT_ONLY_PORTAL,
-                tenders=checkpoint_tenders,
-                run_id=fleet.runs["resumable_checkpoint"][0],
-                cursor={"organisation": 1, "page": 1, "as_of": as_of.isoformat()},
-                updated_at=(now - timedelta(hours=1)).isoformat(),
-            ),
-            _write_corrupt_checkpoint(settings.checkpoint_dir),
-        )
+    loaded = service.load_demo_fleet(_Fleet(service.settings), force=force, now=now)
     return DemoReport(
-        runs={label: tuple(ids) for label, ids in fleet.runs.items()},
+        runs=loaded.runs,
         portals=tuple(portal.name for portal in PORTALS),
-        tenders=fleet.tenders,
-        checkpoints=checkpoints,
-        replaced_runs=len(previous),
-        loaded_at=now,
+        tenders=loaded.tenders,
+        checkpoints=loaded.files,
+        replaced_runs=loaded.replaced_runs,
+        loaded_at=loaded.loaded_at,
     )
 
 
-def _own_runs(service: CleanupService, conn: Any) -> tuple[list[int], list[int]]:
-    """The ids of the runs that are still the demo's, and of demo marks whose run is gone or is
-    someone else's now (same id, another portal or start time). Demo runs written before the
-    demo marked them (``demo:`` workers, on ids no deleted run had) are marked first."""
-    tz = service.settings.timezone
-
-    def instant(raw: object) -> datetime | None:
-        try:
-            return parse_timestamp(raw, tz)
-        except ValueError:
-            return None
-
-    for run in repository.unmarked_runs_of_worker(conn, DEMO_PREFIX):
-        started = instant(run.started_at)
-        if started is not None and run.portal_name is not None:
-            repository.mark_demo_run(
-                conn, run.id, portal_name=run.portal_name, started_at=started, fresh=False
-            )
-    own: list[int] = []
-    stale: list[int] = []
-    for mark in repository.demo_marks(conn):
-        same = (
-            mark.run_exists
-            and mark.run_portal == mark.portal_name
-            and instant(mark.run_started_at) == instant(mark.started_at)
-        )
-        (own if same else stale).append(mark.run_id)
-    return own, stale
-
-
-def _refuse_foreign_checkpoints(service: CleanupService, demo_run_ids: set[int]) -> None:
-    settings = service.settings
+def _refuse_foreign_checkpoints(settings: Settings, demo_run_ids: set[int]) -> None:
     for portal in (_CHECKPOINT_ONLY_PORTAL, _CORRUPT_PORTAL):
         path = checkpoint_path(settings.checkpoint_dir, portal)
         assert path is not None
@@ -503,15 +401,55 @@ def _write_corrupt_checkpoint(checkpoint_dir: Path) -> Path:
     return path
 
 
-def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[dict[str, Any]]:
-    """Every demo run; returns the tenders of the checkpoint-only run's checkpoint."""
-    now = fleet.now
+def _plan_fleet(
+    settings: Settings, now: datetime, as_of: date
+) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
+    """Every demo run, and the tenders of the checkpoint-only run's checkpoint."""
+    planned: list[PlannedRun] = []
     hours = timedelta(hours=1)
     days = timedelta(days=1)
 
     def policy(portal: str) -> tuple[timedelta, timedelta]:
-        chosen = service.settings.policy_for(portal)
+        chosen = settings.policy_for(portal)
         return chosen.age_threshold, chosen.heartbeat_timeout
+
+    def run(
+        label: str,
+        portal: str,
+        *,
+        worker: str,
+        started_at: datetime,
+        tenders: Sequence[dict[str, Any]] = (),
+        tracked: bool = True,
+        events: Sequence[tuple[AuditAction, datetime, dict[str, Any]]] = (),
+        cleaned_at: datetime | None = None,
+        **values: Any,
+    ) -> None:
+        """One run with its tenders; a tracked worker also leaves a heartbeat and an attempt."""
+        row: dict[str, Any] = {
+            "status": RunStatus.RUNNING,
+            "started_at": started_at,
+            "worker_id": f"{DEMO_PREFIX}{worker}",
+            "extracted_total_tenders": len(tenders),
+            "skipped_existing_total": 0,
+        }
+        if tracked:
+            row |= {"attempt": 1, "last_heartbeat_at": started_at}
+            if tenders:
+                row["last_progress_at"] = started_at
+        row |= values
+        planned.append(
+            PlannedRun(
+                label,
+                portal,
+                row,
+                tenders=tuple(tenders),
+                tracked=tracked,
+                events=tuple(events),
+                cleaned_at=cleaned_at,
+                cleaned_by=f"{DEMO_PREFIX}nightly-cleanup",
+            )
+        )
 
     def portal(name: str) -> SyntheticPortal:
         return synthetic_portal(name, as_of=as_of)
@@ -525,7 +463,7 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
         tenders: Sequence[dict[str, Any]] | None = None,
         skipped: int = 0,
         error: tuple[str, str] | None = None,
-    ) -> int:
+    ) -> None:
         end = start + took
         stored = portal(name).tenders() if tenders is None else tenders
         details: dict[str, Any] = {
@@ -534,17 +472,17 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
         }
         if error is not None:
             details |= {"error_type": error[0], "error": error[1]}
-        return fleet.run(
+        run(
             "completed" if error is None else "failed",
             name,
             worker=worker,
             started_at=start,
             tenders=stored,
-            status=COMPLETED if error is None else FAILED,
+            status=RunStatus.COMPLETED if error is None else RunStatus.FAILED,
             completed_at=end,
             last_heartbeat_at=end,
             skipped_existing_total=skipped,
-            events=[("complete" if error is None else "fail", end, details)],
+            events=[(AuditAction.COMPLETE if error is None else AuditAction.FAIL, end, details)],
         )
 
     # Finished runs, the history every portal has.
@@ -584,28 +522,20 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
     # Cleaned up three days ago by the nightly job, then scraped again.
     cleaned_at = now - 3 * days
     threshold, _ = policy("Haryana eProcurement")
-    fleet.run(
+    run(
         "cleaned",
         "Haryana eProcurement",
         worker="legacy-cron",
         started_at=cleaned_at - threshold - 1 * hours,
         tracked=False,
-    )
-    (cleaned,) = fleet.runs["cleaned"]
-    check, facts = service.check_portal_locked(fleet.conn, "Haryana eProcurement", now=cleaned_at)
-    service.clean_locked(
-        fleet.conn,
-        [v for v in check.runs if v.run_id == cleaned],  # never another run of the portal
-        facts,
-        actor=f"{DEMO_PREFIX}nightly-cleanup",
-        now=cleaned_at,
+        cleaned_at=cleaned_at,
     )
     finished("Haryana eProcurement", "scraper-02:4471", now - 2 * days, 2 * hours)
 
     # Alive: a worker on it right now, skipping tenders it already has.
     _, timeout = policy("Assam Tenders")
     beat = now - timeout / 10
-    fleet.run(
+    run(
         "alive",
         "Assam Tenders",
         worker="scraper-01:5872",
@@ -617,7 +547,7 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
 
     # Young: an untracked scraper started a few minutes ago; it may still be starting.
     threshold, _ = policy("Kerala eTenders")
-    fleet.run(
+    run(
         "young",
         "Kerala eTenders",
         worker="legacy-cron",
@@ -628,7 +558,7 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
     # Resumable by progress: a tracked worker died mid-scrape (its heartbeat stopped).
     _, timeout = policy("MP Tenders")
     last_beat = now - timeout - 90 * timedelta(minutes=1)
-    fleet.run(
+    run(
         "resumable_progress",
         "MP Tenders",
         worker="scraper-03:6113",
@@ -641,7 +571,7 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
     # Resumable by checkpoint only: an old scraper that never updated its counters.
     threshold, _ = policy(_CHECKPOINT_ONLY_PORTAL)
     saved = portal(_CHECKPOINT_ONLY_PORTAL).pages_before(1, 1)
-    fleet.run(
+    run(
         "resumable_checkpoint",
         _CHECKPOINT_ONLY_PORTAL,
         worker="legacy-cron",
@@ -655,7 +585,7 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
     # Dead: crashed before scraping anything, long ago, no checkpoint.
     threshold, _ = policy("CPPP Central")
     for age in (6 * hours, 30 * hours):
-        fleet.run(
+        run(
             "dead",
             "CPPP Central",
             worker="legacy-cron",
@@ -665,11 +595,11 @@ def _write_fleet(service: CleanupService, fleet: _Fleet, as_of: date) -> list[di
 
     # Attention: would be dead, but its checkpoint is unreadable.
     threshold, _ = policy(_CORRUPT_PORTAL)
-    fleet.run(
+    run(
         "attention",
         _CORRUPT_PORTAL,
         worker="legacy-cron",
         started_at=now - threshold - 3 * hours,
         tracked=False,
     )
-    return saved
+    return planned, saved

@@ -40,6 +40,20 @@ class RefusedError(CleanupError):
     """The action is not allowed for this run in its current state; nothing was changed."""
 
 
+class RunFencedError(CleanupError):
+    """This worker no longer owns its run (another attempt took it over, or someone cleaned or
+    finished it); none of its writes went through. The scraper must stop."""
+
+    def __init__(self, run_id: int, attempt: int, message: str):
+        self.run_id = run_id
+        self.attempt = attempt
+        super().__init__(message)
+
+
+class LaunchError(CleanupError):
+    """The configured command could not be started (e.g. the program does not exist)."""
+
+
 class LoginThrottledError(CleanupError):
     """Too many failed logins for this account or from this client: the attempt was refused
     without checking the password."""

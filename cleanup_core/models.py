@@ -10,19 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Table, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 from cleanup_core.timestamps import format_legacy, format_utc
+from cleanup_core.vocabulary import RunStatus
 
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CLEANED = "Timeout - Auto-cleaned"
-
-_RUNNING_ONLY = text("status = 'running'")
+# The names the public API has always exported, as the members they are.
+RUNNING = RunStatus.RUNNING
+COMPLETED = RunStatus.COMPLETED
+FAILED = RunStatus.FAILED
+CLEANED = RunStatus.CLEANED
 
 # Run ids are 64-bit on PostgreSQL, so a huge id someone types is simply not found (an INTEGER
 # bind would fail to cast it). SQLite keeps INTEGER: only "INTEGER PRIMARY KEY" is its rowid.
@@ -73,12 +73,6 @@ class UtcTimestamp(_Timestamp):
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
-        Index(
-            "ix_runs_running_portal",
-            "portal_name",
-            sqlite_where=_RUNNING_ONLY,
-            postgresql_where=_RUNNING_ONLY,
-        ),
         Index("ix_runs_portal_id", "portal_name", "id"),
         Index("ix_runs_status", "status"),
         {"extend_existing": True},
@@ -101,6 +95,22 @@ class Run(SQLModel, table=True):
     worker_id: str | None = Field(default=None, sa_type=Text)
     attempt: int | None = Field(default=None)
     released_at: Any = Field(default=None, sa_column=Column("released_at", UtcTimestamp()))
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy ``Table`` of a table class (what ``model.__table__`` is, typed)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+# The running runs of a portal (the pre-scrape check's lookup): a partial index, so it stays as
+# small as the number of running runs however many finished runs there are.
+_running_only = table(Run).c.status == RunStatus.RUNNING.value
+Index(
+    "ix_runs_running_portal",
+    table(Run).c.portal_name,
+    sqlite_where=_running_only,
+    postgresql_where=_running_only,
+)
 
 
 class Tender(SQLModel, table=True):
@@ -205,7 +215,7 @@ class DashboardUser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_type=Text)
     password_hash: str = Field(sa_type=Text)
-    role: str = Field(sa_type=Text)  # "admin" or "viewer"
+    role: str = Field(sa_type=Text)  # a vocabulary.Role
     created_at: Any = Field(sa_column=Column("created_at", UtcTimestamp(), nullable=False))
 
 

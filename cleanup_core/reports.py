@@ -1,38 +1,43 @@
 """Read models for the dashboard: the overview, a page of runs, one run's detail, the portals.
 
 Everything here is display-ready (times in the configured zone, small flat records) so the web
-app holds little state and no logic; all of it comes from the same service and queries as the
-CLI. Stored text (portal names, statuses, workers, actors, reasons) goes through
-``display.safe_text``: the browser never gets a bidi override or control character to render.
+app holds little state and no logic. This module only formats: every read goes through the
+service, the same as the CLI's. Stored text (portal names, statuses, workers, actors, reasons)
+goes through ``display.safe_text``: the browser never gets a bidi override or control character
+to render.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from cleanup_core import repository
-from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, inspect_checkpoint
-from cleanup_core.classify import RunFacts, RunState, Verdict
+from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_slug
+from cleanup_core.classify import Verdict
 from cleanup_core.display import safe_text, short_text
-from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.numbers import LARGEST_ID
-from cleanup_core.service import CleanupService, decide_portal
+from cleanup_core.records import RunFacts
+from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
 from cleanup_core.timestamps import duration, parse_timestamp
+from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
 
 PAGE_SIZES = (10, 25, 50, 100)
+# The overview's chart groups run statuses: the known ones, and everything else.
 STATUS_GROUPS = ("running", "completed", "failed", "cleaned", "other")
+_GROUP_OF_STATUS: dict[str, str] = {
+    RunStatus.RUNNING: "running",
+    RunStatus.COMPLETED: "completed",
+    RunStatus.FAILED: "failed",
+    RunStatus.CLEANED: "cleaned",
+}
 CHART_DAYS = 14
 CHART_LABEL = 24  # characters of a portal name under the chart (angled, it must fit)
 
 
 def _status_group(status: str | None) -> str:
-    return {RUNNING: "running", COMPLETED: "completed", FAILED: "failed", CLEANED: "cleaned"}.get(
-        status or "", "other"
-    )
+    return _GROUP_OF_STATUS.get(status or "", "other")
 
 
 class Formatter:
@@ -96,10 +101,9 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
     states = Counter(v.state for v in summary.verdicts)
     tz = service.settings.timezone
     first_day = (now.astimezone(tz) - timedelta(days=CHART_DAYS - 1)).date()
-    with service.db.read() as conn:
-        counts = repository.status_counts_by_portal(conn)
-        since = min(now - timedelta(days=7), now - timedelta(days=CHART_DAYS))
-        cleanups = repository.event_times(conn, "cleanup", since)
+    counts = service.read_status_counts()
+    since = min(now - timedelta(days=7), now - timedelta(days=CHART_DAYS))
+    cleanups = service.read_event_times(AuditAction.CLEANUP, since)
     portals: dict[str, PortalStatusCounts] = {}
     for row in counts:
         name = row.portal_name or "(no portal)"
@@ -143,10 +147,9 @@ def overview(service: CleanupService, *, now: datetime | None = None) -> Overvie
 def portal_names(service: CleanupService) -> dict[str, str]:
     """Every portal that has runs, for filters: the name as shown (escaped, shortened; unique)
     -> the name as stored, which the filter then uses."""
-    with service.db.read() as conn:
-        rows = repository.status_counts_by_portal(conn)
+    stored = {row.portal_name for row in service.read_status_counts()}
     names: dict[str, str] = {}
-    for name in sorted({row.portal_name for row in rows if row.portal_name}, key=str.lower):
+    for name in sorted({n for n in stored if isinstance(n, str) and n}, key=str.lower):
         label = short_text(name, 60)
         while label in names:  # two long names alike in their first 60 characters
             label += "'"
@@ -185,27 +188,28 @@ def _counter_text(value: object) -> str:
     return "–" if value is None else str(value)
 
 
-def _facts(row: Mapping[str, Any]) -> RunFacts:
-    """A whole ``runs`` row as the classifier's facts."""
-    return RunFacts(**{name: row[name] for name in RUN_FACT_FIELDS})
-
-
-RUN_FACT_FIELDS = tuple(column.name for column in repository.FACT_COLUMNS)
-
-
-def _run_row(row: Mapping[str, Any], state: str, fmt: Formatter) -> RunRow:
+def _run_row(run: RunFacts, state: str, fmt: Formatter) -> RunRow:
     return RunRow(
-        id=row["id"],
-        portal_name=safe_text(row["portal_name"] or ""),
-        status=safe_text(row["status"] or ""),
+        id=run.id,
+        portal_name=safe_text(_text(run.portal_name)),
+        status=safe_text(_text(run.status)),
         state=state,
-        started_at=fmt.moment(row["started_at"]),
-        completed_at=fmt.moment(row["completed_at"]),
-        extracted=_counter_text(row["extracted_total_tenders"]),
-        skipped=_counter_text(row["skipped_existing_total"]),
-        heartbeat=fmt.ago(row["last_heartbeat_at"]),
-        worker_id=safe_text(row["worker_id"] or ""),
+        started_at=fmt.moment(run.started_at),
+        completed_at=fmt.moment(run.completed_at),
+        extracted=_counter_text(run.extracted_total_tenders),
+        skipped=_counter_text(run.skipped_existing_total),
+        heartbeat=fmt.ago(run.last_heartbeat_at),
+        worker_id=safe_text(_text(run.worker_id)),
     )
+
+
+def _text(value: object) -> str:
+    """A stored text column as text (a legacy SQLite row may hold a number or a BLOB)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
 
 
 def runs_page(
@@ -222,38 +226,33 @@ def runs_page(
 ) -> RunsPage:
     """One page of runs; running ones carry their live state. Unknown sort columns and page
     sizes are refused (the browser can send anything)."""
-    if sort not in repository.SORTABLE_RUN_COLUMNS:
-        raise ValueError(f"cannot sort runs by {sort!r}")
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size must be one of {PAGE_SIZES}, got {page_size!r}")
     page = max(1, int(page))
     last_page = LARGEST_ID // page_size  # any later page starts beyond what a column can count
     if page > last_page:
         raise ValueError(f"page must be from 1 to {last_page}, got {page!r}")
-    statuses = [status] if status else None
-    with service.db.read() as conn:
-        now = service.clock(conn, now)
-        rows, total = repository.runs_page(
-            conn,
-            statuses=statuses,
-            portal_name=portal or None,
-            search=(search or "").strip()[:200] or None,
-            sort=sort,
-            descending=descending,
-            limit=page_size,
-            offset=(page - 1) * page_size,
-        )
-        mappings = [r._mapping for r in rows]
-        running = [_facts(r) for r in mappings if r["status"] == RUNNING]
-        verdicts, _ = service.judge_with_tenders(conn, running, now, None)
-    states = {v.run_id: v.state.value for v in verdicts}
-    fmt = Formatter(service, now)
+    found = service.read_runs_page(
+        statuses=[status] if status else None,
+        portal_name=portal or None,
+        search=(search or "").strip()[:200] or None,
+        sort=sort,
+        descending=descending,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+        now=now,
+    )
+    fmt = Formatter(service, found.checked_at)
     return RunsPage(
-        rows=[_run_row(r, states.get(r["id"], ""), fmt) for r in mappings],
-        total=total,
+        rows=[_run_row(r, _state(found.states.get(r.id)), fmt) for r in found.runs],
+        total=found.total,
         page=page,
         page_size=page_size,
     )
+
+
+def _state(state: RunState | None) -> str:
+    return "" if state is None else state.value
 
 
 @dataclass
@@ -281,25 +280,20 @@ class RunDetail:
     events: list[EventRow] = field(default_factory=list)
 
 
-def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
-    """Audit events for display; a clean-up is revertible when it is its run's latest
-    clean-up or revert (a deleted run's never are)."""
+def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
+    """Audit events for display (``revertible`` as the audit trail says: decided in SQL)."""
     tz = service.settings.timezone
-    latest: dict[int, int] = {}
-    for event in events:
-        if event.action in ("cleanup", "revert") and not event.run_deleted:
-            latest[event.run_id] = max(latest.get(event.run_id, 0), event.id)
     rows = []
     for event in events:
         details = event.details
         summary = ""
-        if event.action == "cleanup":
+        if event.action == AuditAction.CLEANUP:
             summary = "; ".join(r.get("message", "") for r in details.get("reasons", []))
             if details.get("forced"):
                 summary = f"forced ({details.get('state')}): {summary}"
-        elif event.action == "revert":
+        elif event.action == AuditAction.REVERT:
             summary = f"undid event {details.get('reverted_event_id')}"
-        elif event.action == "delete":
+        elif event.action == AuditAction.DELETE:
             summary = "run record deleted (tenders kept)"
         elif details:
             summary = ", ".join(
@@ -310,7 +304,7 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
                 id=event.id,
                 run_id=event.run_id,
                 portal_name=safe_text(event.portal_name or ""),
-                action=safe_text(event.action),
+                action=safe_text(str(event.action)),
                 actor=safe_text(event.actor),
                 from_status=safe_text(event.from_status or ""),
                 to_status=safe_text(event.to_status or ""),
@@ -318,9 +312,7 @@ def event_rows(service: CleanupService, events: list[Any]) -> list[EventRow]:
                 if event.created_at
                 else "",
                 summary=safe_text(summary[:500]),
-                revertible=event.action == "cleanup"
-                and not event.run_deleted
-                and latest.get(event.run_id) == event.id,
+                revertible=event.revertible,
                 run_deleted=event.run_deleted,
             )
         )
@@ -341,28 +333,18 @@ def run_detail(
     service: CleanupService, run_id: int, *, now: datetime | None = None
 ) -> RunDetail | None:
     """Everything about one run, or ``None`` if it does not exist."""
-    with service.db.read() as conn:
-        now = service.clock(conn, now)
-        rows = repository.run_rows(conn, [run_id])
-        running = [_facts(row) for row in rows if row["status"] == RUNNING]
-        verdicts, _ = service.judge_with_tenders(conn, running, now, None)
-    if not rows:
+    found = service.read_run(run_id, now=now)
+    if found is None:
         return None
-    row = rows[0]
-    verdict = verdicts[0] if verdicts else None
-    settings = service.settings
-    checkpoint = inspect_checkpoint(
-        settings.checkpoint_dir, row["portal_name"] or "", max_bytes=settings.max_checkpoint_bytes
-    )
-    fmt = Formatter(service, now)
-    history = service.history(run_id=run_id, limit=200)
+    run, verdict = found.run, found.verdict
+    fmt = Formatter(service, found.checked_at)
     return RunDetail(
-        run=_run_row(row, verdict.state.value if verdict else "", fmt),
-        attempt=_counter_text(row["attempt"]),
-        last_progress=fmt.ago(row["last_progress_at"]),
-        checkpoint=safe_text(checkpoint_text(checkpoint)),
+        run=_run_row(run, verdict.state.value if verdict else "", fmt),
+        attempt=_counter_text(run.attempt),
+        last_progress=fmt.ago(run.last_progress_at),
+        checkpoint=safe_text(checkpoint_text(found.checkpoint)),
         reasons=[safe_text(r.message) for r in verdict.reasons] if verdict else [],
-        events=event_rows(service, list(history.events)),
+        events=event_rows(service, found.events),
     )
 
 
@@ -381,6 +363,7 @@ class PortalRow:
     reason: str
     run_id: int  # the run the action is about (0: none)
     run_ids: list[int] = field(default_factory=list)
+    shared_checkpoint: str = ""  # why this portal needs attention: it shares its checkpoint
 
 
 def portal_rows(
@@ -391,28 +374,44 @@ def portal_rows(
 ) -> list[PortalRow]:
     """One row per portal: its newest run and the pre-scrape verdict, from one scan."""
     summary = service.scan(age_threshold_hours, now=now)
-    with service.db.read() as conn:
-        latest = [r._mapping for r in repository.latest_runs_by_portal(conn)]
+    latest = service.read_latest_runs()
     running: dict[str | None, list[Verdict]] = {}
     for verdict in summary.verdicts:
         running.setdefault(verdict.portal_name, []).append(verdict)
     fmt = Formatter(service, summary.checked_at)
+    sharing = {
+        name: names
+        for names in shared_checkpoints(_text(last.portal_name) for last in latest)
+        for name in names
+    }
     rows = []
     for last in latest:
-        name = last["portal_name"]
-        check = decide_portal(name or "", running.get(name, []), summary.checked_at)
+        name = _text(last.portal_name)
+        check = decide_portal(name, running.get(name, []), summary.checked_at)
         rows.append(
             PortalRow(
-                portal=name or "",
-                portal_shown=safe_text(name or ""),
-                last_run_id=last["id"],
-                last_status=safe_text(last["status"] or ""),
-                last_started_at=fmt.moment(last["started_at"]),
+                portal=name,
+                portal_shown=safe_text(name),
+                last_run_id=last.id,
+                last_status=safe_text(_text(last.status)),
+                last_started_at=fmt.moment(last.started_at),
                 running=len(running.get(name, [])),
                 action=check.action.value,
                 reason=safe_text(check.reason),
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
+                shared_checkpoint=_shared_text(name, sharing.get(name, ())),
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())
+
+
+def _shared_text(name: str, names: tuple[str, ...]) -> str:
+    """Why a portal needs attention when it shares its checkpoint file, or ""."""
+    others = [other for other in names if other != name]
+    if not others:
+        return ""
+    listed = ", ".join(repr(other) for other in others)
+    return safe_text(
+        f"shares the checkpoint file {portal_slug(name)}.json with {listed}: rename one of them"
+    )

@@ -69,8 +69,8 @@ def parse_timestamp(value: object, tz: tzinfo) -> datetime | None:
             _cache[key] = result
             return result
     try:
-        parsed = _parse(value, tz)
-        return None if parsed is None else parsed.astimezone(UTC)
+        careful = _parse(value, tz)
+        return None if careful is None else careful.astimezone(UTC)
     except (TypeError, OverflowError, ArithmeticError, OSError) as exc:
         raise ValueError(f"unreadable timestamp {_show(value)}: {exc}") from None
 

@@ -11,75 +11,54 @@ Code that cannot wrap the scrape in one block (a Scrapy extension, an event loop
 ``run.claim()`` and later exactly one of ``run.complete()``, ``run.fail(reason)`` or
 ``run.release(reason)``: the same steps the ``with`` block takes.
 
-The claim runs the pre-scrape check and acts on it in one write transaction that holds the
-portal's lock, so any number of workers starting one portal at once leave exactly one running
-run. Each run carries an ``attempt`` number, incremented on every resume; every write the worker
-makes is fenced by it (``WHERE id = ? AND status = 'running' AND attempt = ?``), so a worker
-that froze, lost its run to a resume and woke up again can no longer write and stops.
+The claim (``CleanupService.claim_portal``) runs the pre-scrape check and acts on it in one
+write transaction that holds the portal's lock, so any number of workers starting one portal at
+once leave exactly one running run; a name spelled differently from a stored portal is that
+portal (``run.portal_name`` is then the stored name). Each run carries an ``attempt`` number,
+incremented on every resume; every write the worker makes is fenced by it (``WHERE id = ? AND
+status = 'running' AND attempt = ?``), so a worker that froze, lost its run to a resume and
+woke up again can no longer write and stops.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import math
 import os
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from cleanup_core import repository
-from cleanup_core.checkpoints import read_checkpoint, write_checkpoint
-from cleanup_core.classify import Action, RunFacts
+from cleanup_core.checkpoints import write_checkpoint
 from cleanup_core.config import Settings
-from cleanup_core.errors import CleanupError, ConfigError, DatabaseError, RefusedError
-from cleanup_core.models import COMPLETED, FAILED, RUNNING
-from cleanup_core.service import CleanupService, PortalCheck
+from cleanup_core.errors import ConfigError, DatabaseError, RefusedError, RunFencedError
+from cleanup_core.service import Claim, CleanupService, PortalBusyError
+from cleanup_core.tenders import checked_tender
 from cleanup_core.timestamps import utc_now
+from cleanup_core.vocabulary import Action, RunStatus
+
+__all__ = [
+    "AddedTenders",
+    "PortalBusyError",
+    "RunFencedError",
+    "ScrapeOutcome",
+    "Terminated",
+    "TrackedRun",
+    "default_worker_id",
+    "start_portal",
+    "track_run",
+]
 
 log = logging.getLogger("cleanup_core.tracker")
 
 # The most one progress report may add: the legacy counter columns are 32-bit on PostgreSQL.
 _COUNTER_MAX = 2**31 - 1
-
-
-class PortalBusyError(CleanupError):
-    """The pre-scrape check says wait: another run of the portal is alive, may still be
-    starting, or needs a person's attention. Nothing was started."""
-
-    def __init__(self, check: PortalCheck):
-        self.check = check
-        super().__init__(
-            f"Portal {check.portal_name!r} is busy: {check.reason}. Nothing was started; "
-            "try again later."
-        )
-
-    @property
-    def run_id(self) -> int | None:
-        return self.check.run_id
-
-    @property
-    def reason(self) -> str:
-        return self.check.reason
-
-
-class RunFencedError(CleanupError):
-    """This worker no longer owns its run (another attempt took it over, or someone cleaned or
-    finished it); none of its writes went through. The scraper must stop."""
-
-    def __init__(self, run_id: int, attempt: int, message: str):
-        self.run_id = run_id
-        self.attempt = attempt
-        super().__init__(message)
 
 
 class Terminated(SystemExit):
@@ -153,7 +132,6 @@ class TrackedRun:
         self.portal_name = portal_name
         self.service = service
         self.worker_id = worker_id or default_worker_id()
-        self.actor = f"worker:{self.worker_id}"
         self._owns_service = owns_service
         self._resume_run_id = resume_run_id
         self._handle_sigterm = handle_sigterm
@@ -166,7 +144,7 @@ class TrackedRun:
         self.seen_tender_ids: set[str] = set()
         self.extracted_total = 0
         self.skipped_total = 0
-        self.status: str | None = None
+        self.status: RunStatus | None = None
         self._tenders: list[Any] = []
         self._dirty = False
         self._checkpoint_cursor: Any = None
@@ -205,7 +183,7 @@ class TrackedRun:
             self._claim()
         except BaseException:
             if self._owns_service:
-                self.service.db.dispose()
+                self.service.close()
             raise
         self._claimed = True
         self._checkpoint_cursor = copy.deepcopy(self.cursor)
@@ -233,22 +211,10 @@ class TrackedRun:
         return interval
 
     def _claim(self) -> None:
-        with self.service.db.write() as conn:
-            repository.lock_portal(conn, self.portal_name)
-            now = repository.database_now(conn)
-            check, facts = self.service.check_portal_locked(conn, self.portal_name, now=now)
-            if self._resume_run_id is not None:
-                check = self._aim_at_requested(check, self._resume_run_id)
-            if check.action is Action.WAIT:
-                raise PortalBusyError(check)
-            self.action, self.reason = check.action, check.reason
-            if check.action is Action.RESUME:
-                assert check.run_id is not None
-                self._take_over(conn, check, {f.id: f for f in facts}[check.run_id], now)
-            else:
-                if check.action is Action.CLEANUP:
-                    self._clean_dead(conn, check, facts, now)
-                self._start(conn, now)
+        claim = self.service.claim_portal(
+            self.portal_name, worker_id=self.worker_id, resume_run_id=self._resume_run_id
+        )
+        self._take(claim)
         verb = "resumed" if self.resumed else "started"
         log.info(
             "portal %r: %s run %d (attempt %d) as %s: %s",
@@ -260,118 +226,16 @@ class TrackedRun:
             self.reason,
         )
 
-    def _aim_at_requested(self, check: PortalCheck, wanted: int) -> PortalCheck:
-        """The check, aimed at the run the caller asked to resume, if that run may be resumed."""
-        verdict = next((v for v in check.runs if v.run_id == wanted), None)
-        if verdict is None:
-            raise RefusedError(
-                f"Run {wanted} is not a running run of portal {self.portal_name!r}; "
-                "nothing to resume."
-            )
-        if verdict.action is not Action.RESUME:
-            raise RefusedError(
-                f"Run {wanted} is {verdict.state.value}, not resumable: {verdict.summary}"
-            )
-        if check.action is Action.WAIT:  # another run of the portal is alive or starting
-            return check
-        return replace(
-            check,
-            run_id=wanted,
-            run_ids=(wanted,),
-            reason=f"run {wanted} can be resumed: {verdict.summary}",
-        )
-
-    def _start(self, conn: Any, now: datetime) -> None:
-        self.attempt = 1
-        self.run_id = repository.insert_run(
-            conn,
-            {
-                "portal_name": self.portal_name,
-                "status": RUNNING,
-                "started_at": now,
-                "worker_id": self.worker_id,
-                "attempt": self.attempt,
-                "last_heartbeat_at": now,
-                "extracted_total_tenders": 0,
-                "skipped_existing_total": 0,
-            },
-        )
-        self._event(
-            conn,
-            "start",
-            now,
-            from_status=None,
-            to_status=RUNNING,
-            details={"reason": self.reason, "cleaned_run_ids": list(self.cleaned_run_ids)},
-        )
-
-    def _clean_dead(
-        self, conn: Any, check: PortalCheck, facts: list[RunFacts], now: datetime
-    ) -> None:
-        targets = [v for v in check.runs if v.run_id in check.run_ids]
-        cleaned = self.service.clean_locked(conn, targets, facts, actor=self.actor, now=now)
-        if cleaned != set(check.run_ids):
-            raise RefusedError(
-                f"Dead runs of portal {self.portal_name!r} changed while being cleaned up; "
-                "nothing was started. Try again."
-            )
-        self.cleaned_run_ids = tuple(sorted(cleaned))
-
-    def _take_over(self, conn: Any, check: PortalCheck, facts: RunFacts, now: datetime) -> None:
-        verdict = next(v for v in check.runs if v.run_id == facts.id)
-        attempt = repository.take_over_run(
-            conn,
-            facts.id,
-            observed_attempt=facts.attempt,
-            heartbeat_cutoff=now - verdict.policy.heartbeat_timeout,
-            worker_id=self.worker_id,
-            now=now,
-        )
-        if attempt is None:
-            raise RefusedError(
-                f"Run {facts.id} changed while being resumed; nothing was claimed. Try again."
-            )
-        self.run_id, self.attempt = facts.id, attempt
-        self.extracted_total = _count(facts.extracted_total_tenders)
-        self.skipped_total = _count(facts.skipped_existing_total)
-        self._load_resume_state(conn)
-        self._event(
-            conn,
-            "resume",
-            now,
-            from_status=RUNNING,
-            to_status=RUNNING,
-            details={
-                "attempt": attempt,
-                "previous_attempt": facts.attempt,
-                "previous_worker_id": facts.worker_id,
-                "cursor": self.cursor,
-                "seen_tenders": len(self.seen_tender_ids),
-                "reasons": [reason.to_dict() for reason in verdict.reasons],
-            },
-        )
-
-    def _load_resume_state(self, conn: Any) -> None:
-        """The checkpoint's cursor and tenders, plus the run's stored tenders: a crash between
-        the database commit and the checkpoint write must not make the scraper add them twice."""
-        settings = self.service.settings
-        checkpoint = read_checkpoint(
-            settings.checkpoint_dir, self.portal_name, max_bytes=settings.max_checkpoint_bytes
-        )
-        if checkpoint.info.status.is_problem:
-            raise RefusedError(
-                f"The checkpoint {checkpoint.info.path} of run {self.run_id} became unreadable "
-                f"({checkpoint.info.status.value}: {checkpoint.info.detail}); nothing was claimed."
-            )
-        if checkpoint.info.is_evidence_for(self.run_id):
-            self.cursor = checkpoint.cursor
-            self._tenders = list(checkpoint.tenders)
-        self.seen_tender_ids = {i for i in map(_tender_id_of, self._tenders) if i is not None}
-        for row in repository.run_tenders(conn, self.run_id):
-            if row["tender_id"] not in self.seen_tender_ids:
-                self.seen_tender_ids.add(row["tender_id"])
-                self._tenders.append(_json_safe(row))
-                self._dirty = True
+    def _take(self, claim: Claim) -> None:
+        self.portal_name = claim.portal_name
+        self.run_id, self.attempt = claim.run_id, claim.attempt
+        self.action, self.reason = claim.action, claim.reason
+        self.cleaned_run_ids = claim.cleaned_run_ids
+        self.cursor = claim.cursor
+        self._tenders = list(claim.tenders)
+        self.seen_tender_ids = set(claim.seen_tender_ids)
+        self.extracted_total, self.skipped_total = claim.extracted_total, claim.skipped_total
+        self._dirty = claim.checkpoint_behind
 
     # -- while scraping ------------------------------------------------------------------
 
@@ -382,27 +246,19 @@ class TrackedRun:
         ``closing_date``, ``reference_number``, ``category``, ``value_inr`` and
         ``published_date`` are stored, and every key is kept in the checkpoint."""
         self._ensure_owned()
-        batch = [_checked_tender(tender) for tender in tenders]
+        batch = [checked_tender(tender) for tender in tenders]
         candidates = [
             tender_id
             for tender_id in dict.fromkeys(t["tender_id"] for t in batch)
             if tender_id not in self.seen_tender_ids
         ]
-        with self.service.db.write() as conn:
-            new_ids = set(candidates) - repository.stored_tender_ids(
-                conn, self.portal_name, candidates
+        try:
+            new = self.service.store_tenders(
+                self.run_id, self.attempt, self.portal_name, batch, candidates=candidates
             )
-            new = []
-            for tender in batch:
-                if tender["tender_id"] in new_ids:  # the first of any repeats in the batch
-                    new_ids.discard(tender["tender_id"])
-                    new.append(tender)
-            skipped = len(batch) - len(new)
-            if not repository.record_progress(
-                conn, self.run_id, self.attempt, extracted=len(new), skipped=skipped
-            ):
-                raise self._fence(conn)
-            repository.insert_tenders(conn, [self._row(t) for t in new])
+        except RunFencedError as fenced:
+            raise self._fence(fenced) from None
+        skipped = len(batch) - len(new)
         self.seen_tender_ids.update(t["tender_id"] for t in batch)
         self._tenders.extend(new)
         self._dirty = self._dirty or bool(new)
@@ -422,11 +278,12 @@ class TrackedRun:
                     f"{name} must be a whole number from 0 to {_COUNTER_MAX}, got {value!r}"
                 )
         self._ensure_owned()
-        with self.service.db.write() as conn:
-            if not repository.record_progress(
-                conn, self.run_id, self.attempt, extracted=extracted, skipped=skipped
-            ):
-                raise self._fence(conn)
+        try:
+            self.service.record_worker_progress(
+                self.run_id, self.attempt, extracted=extracted, skipped=skipped
+            )
+        except RunFencedError as fenced:
+            raise self._fence(fenced) from None
         self.extracted_total += extracted
         self.skipped_total += skipped
 
@@ -435,9 +292,10 @@ class TrackedRun:
         ``cursor`` (JSON: where to continue, e.g. the organisations done). It first checks that
         the run is still this worker's, so a zombie cannot overwrite its successor's file."""
         self._ensure_owned()
-        with self.service.db.write() as conn:
-            if not repository.record_heartbeat(conn, self.run_id, self.attempt):
-                raise self._fence(conn)
+        try:
+            self.service.worker_heartbeat(self.run_id, self.attempt)
+        except RunFencedError as fenced:
+            raise self._fence(fenced) from None
         self.cursor = cursor
         return self._write_checkpoint()
 
@@ -455,18 +313,14 @@ class TrackedRun:
         self._checkpoint_cursor = cursor
         return path
 
-    def _row(self, tender: Mapping[str, Any]) -> dict[str, Any]:
-        row = {name: tender.get(name) for name in repository.TENDER_COLUMNS}
-        return {**row, "run_id": self.run_id, "portal_name": self.portal_name}
-
     # -- heartbeat and fencing -----------------------------------------------------------
 
     def _heartbeat_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                with self.service.db.write() as conn:
-                    if not repository.record_heartbeat(conn, self.run_id, self.attempt):
-                        self._fence(conn)
+                self.service.worker_heartbeat(self.run_id, self.attempt)
+            except RunFencedError as fenced:
+                self._fence(fenced)
             except DatabaseError as exc:
                 log.warning(
                     "run %d: heartbeat failed (%s); retrying in %g s", self.run_id, exc, interval
@@ -483,28 +337,14 @@ class TrackedRun:
                 "block)."
             )
 
-    def _fence(self, conn: Any) -> RunFencedError:
-        """A write matched no row: find out why, say so once, and stop heartbeating."""
-        rows = repository.run_rows(conn, [self.run_id])
-        row = rows[0] if rows else None
-        if row is None:
-            why = f"run {self.run_id} no longer exists"
-        elif row["status"] != RUNNING:
-            why = f"run {self.run_id} is no longer running (status {row['status']!r})"
-        else:
-            why = (
-                f"run {self.run_id} was taken over by attempt {row['attempt']} "
-                f"(worker {row['worker_id']})"
-            )
+    def _fence(self, fenced: RunFencedError) -> RunFencedError:
+        """A write matched no row: say why once, and stop heartbeating. Returns the first
+        such error (the heartbeat thread and the scraper may both have hit one)."""
         with self._fence_lock:
             if self._fenced is None:
-                self._fenced = RunFencedError(
-                    self.run_id,
-                    self.attempt,
-                    f"{why}; stopping (this worker had attempt {self.attempt})",
-                )
+                self._fenced = fenced
                 self._stop.set()
-                log.warning("portal %r: %s", self.portal_name, self._fenced)
+                log.warning("portal %r: %s", self.portal_name, fenced)
             return self._fenced
 
     # -- ending --------------------------------------------------------------------------
@@ -527,13 +367,13 @@ class TrackedRun:
     def complete(self) -> None:
         """The scrape is done: mark the run ``completed``, with one audit event. Raises
         ``RunFencedError`` (having written nothing) if the run is no longer this worker's."""
-        self._end(lambda: self._finish(COMPLETED, None))
+        self._end(lambda: self._finish(RunStatus.COMPLETED, None))
 
     def fail(self, error: BaseException | str) -> None:
         """The scrape went wrong: mark the run ``failed``; the audit event says why (the
         exception's type and message, or ``error`` as the reason). ``RunFencedError`` as in
         ``complete``."""
-        self._end(lambda: self._finish(FAILED, error))
+        self._end(lambda: self._finish(RunStatus.FAILED, error))
 
     def release(self, reason: str) -> None:
         """The scrape was interrupted (Ctrl-C, SIGTERM, a shutdown): flush the checkpoint and
@@ -559,9 +399,9 @@ class TrackedRun:
         finally:
             self._restore_sigterm()
             if self._owns_service:
-                self.service.db.dispose()
+                self.service.close()
 
-    def _finish(self, status: str, error: BaseException | str | None) -> None:
+    def _finish(self, status: RunStatus, error: BaseException | str | None) -> None:
         details: dict[str, Any] = {
             "attempt": self.attempt,
             "extracted_total_tenders": self.extracted_total,
@@ -572,15 +412,18 @@ class TrackedRun:
             details["error"] = str(error)[:2000]
         elif error is not None:
             details["reason"] = str(error)[:2000]
-        with self.service.db.write() as conn:
-            now = repository.database_now(conn)
-            if not repository.finish_run(
-                conn, self.run_id, self.attempt, status=status, completed_at=now
-            ):
-                self._fence(conn)
-                return
-            action = "complete" if status == COMPLETED else "fail"
-            self._event(conn, action, now, from_status=RUNNING, to_status=status, details=details)
+        try:
+            self.service.finish_run(
+                self.run_id,
+                self.attempt,
+                portal_name=self.portal_name,
+                worker_id=self.worker_id,
+                status=status,
+                details=details,
+            )
+        except RunFencedError as fenced:
+            self._fence(fenced)
+            return
         self.status = status
         log.info(
             "portal %r: run %d %s (%d extracted, %d skipped)",
@@ -594,23 +437,15 @@ class TrackedRun:
     def _release(self, reason: str) -> None:
         """Flush the checkpoint, then let go of the run so it can be resumed at once instead
         of after the heartbeat timeout. It stays ``running``."""
-        with self.service.db.write() as conn:
-            if not repository.record_heartbeat(conn, self.run_id, self.attempt):
-                self._fence(conn)
-                return
-        if self._dirty or self.cursor != self._checkpoint_cursor:
-            self._write_checkpoint()
-        with self.service.db.write() as conn:
-            now = repository.database_now(conn)
-            if not repository.release_run(conn, self.run_id, self.attempt, released_at=now):
-                self._fence(conn)
-                return
-            self._event(
-                conn,
-                "release",
-                now,
-                from_status=RUNNING,
-                to_status=RUNNING,
+        try:
+            self.service.worker_heartbeat(self.run_id, self.attempt)
+            if self._dirty or self.cursor != self._checkpoint_cursor:
+                self._write_checkpoint()
+            self.service.release_run(
+                self.run_id,
+                self.attempt,
+                portal_name=self.portal_name,
+                worker_id=self.worker_id,
                 details={
                     "reason": reason,
                     "attempt": self.attempt,
@@ -620,39 +455,16 @@ class TrackedRun:
                     "skipped_existing_total": self.skipped_total,
                 },
             )
-        self.status = RUNNING
+        except RunFencedError as fenced:
+            self._fence(fenced)
+            return
+        self.status = RunStatus.RUNNING
         log.warning(
             "portal %r: run %d released after %s with %d tenders; it can be resumed now",
             self.portal_name,
             self.run_id,
             reason,
             len(self._tenders),
-        )
-
-    def _event(
-        self,
-        conn: Any,
-        action: str,
-        now: datetime,
-        *,
-        from_status: str | None,
-        to_status: str | None,
-        details: dict[str, Any],
-    ) -> None:
-        repository.insert_events(
-            conn,
-            [
-                {
-                    "run_id": self.run_id,
-                    "portal_name": self.portal_name,
-                    "action": action,
-                    "actor": self.actor,
-                    "from_status": from_status,
-                    "to_status": to_status,
-                    "created_at": now,
-                    "details": _dumps({"worker_id": self.worker_id, **details}),
-                }
-            ],
         )
 
     # -- SIGTERM -------------------------------------------------------------------------
@@ -732,85 +544,3 @@ def start_portal(
         run.status,
         result,
     )
-
-
-_TEXT_COLUMNS = tuple(c for c in repository.TENDER_COLUMNS if c != "value_inr")
-
-
-def _checked_tender(tender: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy of one tender, with the stored fields in the types the table holds."""
-    if not isinstance(tender, Mapping):
-        raise ValueError(f"a tender must be a dict with a 'tender_id', got {type(tender).__name__}")
-    checked = {str(key): _json_safe(value) for key, value in tender.items()}
-    tender_id = _tender_id_of(checked)
-    if tender_id is None:
-        raise ValueError(f"a tender needs a non-empty 'tender_id', got {tender.get('tender_id')!r}")
-    checked["tender_id"] = tender_id
-    for name in _TEXT_COLUMNS:
-        if checked.get(name) is not None and not isinstance(checked[name], str):
-            checked[name] = str(checked[name])
-    value = checked.get("value_inr")
-    if value is not None:
-        checked["value_inr"] = _amount(tender_id, value)
-    return checked
-
-
-def _amount(tender_id: str, value: Any) -> float:
-    problem = ValueError(
-        f"tender {tender_id!r}: value_inr must be a finite number, got {_shown(value)}"
-    )
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise problem
-    try:
-        amount = float(value)
-    except (ValueError, OverflowError):  # "twelve lakh"; an int beyond a float's range
-        raise problem from None
-    if not math.isfinite(amount):  # "1e400", nan: no column or report can use them
-        raise problem
-    return amount
-
-
-def _shown(value: Any) -> str:
-    """A value for an error message, shortened."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer with more digits than Python will print
-        return "a number too long to show"
-    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
-
-
-def _tender_id_of(tender: Any) -> str | None:
-    if not isinstance(tender, Mapping):
-        return None
-    value = tender.get("tender_id")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _count(raw: object) -> int:
-    """A stored counter as a number for the worker's own tally (the database keeps the truth)."""
-    try:
-        return max(int(raw or 0), 0)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return 0
-
-
-def _dumps(details: dict[str, Any]) -> str:
-    return json.dumps(details, default=str)

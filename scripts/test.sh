@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite: lint, then pytest on SQLite and
-# PostgreSQL. Usage: bash scripts/test.sh [extra pytest arguments]
+# Install everything the tests need and run the whole suite: lint, the type checker, then pytest
+# on SQLite and PostgreSQL. Usage: bash scripts/test.sh [extra pytest arguments]
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
 ensure_postgres() {
@@ -55,6 +55,10 @@ ensure_pgbouncer
 echo "==> ruff"
 ruff check .
 ruff format --check .
+
+# The type checker over cleanup_core/ and tender_dashboard_reflex/ (settings in pyproject.toml).
+echo "==> mypy"
+mypy
 
 # pytest exit code 5 means "no tests collected": a failure here, never a pass.
 run_pytest() {

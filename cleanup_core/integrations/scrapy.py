@@ -143,7 +143,7 @@ class RunTracker:
             self._dispose(service)
             raise CloseSpider(CloseReason.CLAIM_FAILED.value) from None
         self.run, self._service = run, service
-        spider.tracked_run = run  # type: ignore[attr-defined]
+        spider.tracked_run = run  # type: ignore[attr-defined]  # an attribute the spider reads
         log.info(
             "portal %r: %s run %d (attempt %d); %d tenders seen already, cursor %r",
             portal,
@@ -199,7 +199,7 @@ class RunTracker:
     @staticmethod
     def _dispose(service: CleanupService | None) -> None:
         if service is not None:
-            service.db.dispose()
+            service.close()
 
 
 class TenderPipeline:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
+from reflex.event import EventCallback
+from reflex.vars import ArrayVar, NumberVar
 
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.state.auth import AuthState
@@ -142,7 +144,7 @@ def status_badge(status: rx.Var[str]) -> rx.Component:
 
 def data_table(
     headers: list[rx.Component],
-    rows: rx.Var,
+    rows: ArrayVar[Any],
     render: Callable[[Any], rx.Component],
     *,
     table_id: str,
@@ -183,7 +185,7 @@ def empty_row(columns: int, message: str, element_id: str) -> rx.Component:
 
 
 def auto_refresh(
-    enabled: rx.Var[bool], on_tick: rx.EventHandler, toggle: rx.EventHandler
+    enabled: rx.Var[bool], on_tick: EventCallback[()], toggle: EventCallback[bool]
 ) -> rx.Component:
     """A switch; while on, ``on_tick`` runs every 15 s so finished runs leave without a reload."""
     return rx.hstack(
@@ -203,7 +205,7 @@ def labelled(label: str, control: rx.Component) -> rx.Component:
 
 
 def page_buttons(
-    page: rx.Var[int], page_count: rx.Var[int], go_to_page: Any, prefix: str
+    page: NumberVar[Any], page_count: NumberVar[Any], go_to_page: EventCallback[Any], prefix: str
 ) -> rx.Component:
     """Previous / Next for a server-paged list."""
     return rx.hstack(

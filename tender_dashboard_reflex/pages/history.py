@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from cleanup_core.reports import EventRow
 from tender_dashboard_reflex import routes
@@ -22,7 +23,7 @@ from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
 COLUMNS = ("Event", "When", "Run", "Portal", "Action", "By", "Status change", "Details", "")
 
 
-def history_row(event: EventRow) -> rx.Component:
+def history_row(event: ObjectVar[EventRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.id),
         rx.table.cell(event.created_at, white_space="nowrap"),

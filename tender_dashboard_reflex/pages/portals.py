@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
@@ -22,7 +23,7 @@ VERDICT_COLOURS = {"start": "grass", "resume": "amber", "cleanup": "red", "wait"
 COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason", "")
 
 
-def action_button(row: PortalRow) -> rx.Component:
+def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
     return rx.cond(
         AuthState.is_admin,
         rx.match(
@@ -43,7 +44,7 @@ def action_button(row: PortalRow) -> rx.Component:
                     "Clean up & start",
                     size="1",
                     color_scheme="red",
-                    on_click=PortalsState.clean_up_and_start(row.portal),
+                    on_click=PortalsState.clean_up_and_start(row.portal, row.run_ids),
                     id="portal-cleanup-" + row.last_run_id.to_string(),
                 ),
             ),
@@ -62,7 +63,7 @@ def action_button(row: PortalRow) -> rx.Component:
     )
 
 
-def portal_row(row: PortalRow) -> rx.Component:
+def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(clipped(row.portal_shown, weight="medium")),
         rx.table.cell(
@@ -82,7 +83,20 @@ def portal_row(row: PortalRow) -> rx.Component:
             )
         ),
         rx.table.cell(
-            rx.text(row.reason, size="1", **WRAP_ANYWHERE), min_width="18em", max_width="32em"
+            rx.text(row.reason, size="1", **WRAP_ANYWHERE),
+            rx.cond(
+                row.shared_checkpoint != "",
+                rx.callout(
+                    row.shared_checkpoint,
+                    icon="triangle_alert",
+                    color_scheme="purple",
+                    size="1",
+                    margin_top="0.25em",
+                    id="portal-shared-" + row.last_run_id.to_string(),
+                ),
+            ),
+            min_width="18em",
+            max_width="32em",
         ),
         rx.table.cell(action_button(row)),
         id="portal-row-" + row.last_run_id.to_string(),

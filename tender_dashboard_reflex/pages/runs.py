@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow
 from tender_dashboard_reflex import routes
@@ -50,7 +53,7 @@ def run_link(run_id: rx.Var[int]) -> rx.Component:
     return rx.link(run_id, href=routes.RUN + "?id=" + run_id.to_string())
 
 
-def run_row(row: RunRow) -> rx.Component:
+def run_row(row: ObjectVar[RunRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(run_link(row.id)),
         rx.table.cell(clipped(row.portal_name, id="run-portal-" + row.id.to_string())),
@@ -155,7 +158,7 @@ def field(label: str, value: rx.Var | str, element_id: str) -> rx.Component:
     )
 
 
-def event_row(event: EventRow) -> rx.Component:
+def event_row(event: ObjectVar[EventRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.created_at, white_space="nowrap"),
         rx.table.cell(rx.badge(event.action)),
@@ -166,7 +169,9 @@ def event_row(event: EventRow) -> rx.Component:
 
 
 def run_detail_page() -> rx.Component:
-    run = RunDetailState.run
+    # The run's ObjectVar. (mypy resolves a dataclass var to Field.__get__'s sequence
+    # overload, solving its element type as Never; pyright and the running app do not.)
+    run = cast("ObjectVar[RunRow]", RunDetailState.run)
     return page(
         "Run",
         rx.cond(

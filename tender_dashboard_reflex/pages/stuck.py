@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import reflex as rx
+from reflex.vars import ArrayVar, NumberVar, ObjectVar
 
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
@@ -79,7 +83,7 @@ def threshold_control() -> rx.Component:
     )
 
 
-def run_cells(row: StuckRow) -> list[rx.Component]:
+def run_cells(row: ObjectVar[StuckRow]) -> list[rx.Component]:
     return [
         rx.table.cell(rx.link(row.id, href="/run?id=" + row.id.to_string())),
         rx.table.cell(clipped(row.portal, "12em", id="stuck-portal-" + row.id.to_string())),
@@ -95,7 +99,7 @@ def run_cells(row: StuckRow) -> list[rx.Component]:
     ]
 
 
-def table_row(row: StuckRow, table: str, *admin_buttons: rx.Component) -> rx.Component:
+def table_row(row: ObjectVar[StuckRow], table: str, *admin_buttons: rx.Component) -> rx.Component:
     """A run's cells, then the actions an admin may take on it (viewers see none)."""
     return rx.table.row(
         *run_cells(row),
@@ -104,7 +108,7 @@ def table_row(row: StuckRow, table: str, *admin_buttons: rx.Component) -> rx.Com
     )
 
 
-def force_button(row: StuckRow) -> rx.Component:
+def force_button(row: ObjectVar[StuckRow]) -> rx.Component:
     return rx.button(
         "Force clean-up",
         size="1",
@@ -115,7 +119,7 @@ def force_button(row: StuckRow) -> rx.Component:
     )
 
 
-def resumable_row(row: StuckRow) -> rx.Component:
+def resumable_row(row: ObjectVar[StuckRow]) -> rx.Component:
     resume = rx.button(
         rx.icon("play", size=14),
         "Resume",
@@ -126,7 +130,7 @@ def resumable_row(row: StuckRow) -> rx.Component:
     return table_row(row, "resumable", resume, force_button(row))
 
 
-def dead_row(row: StuckRow) -> rx.Component:
+def dead_row(row: ObjectVar[StuckRow]) -> rx.Component:
     clean = rx.button(
         rx.icon("eraser", size=14),
         "Clean up",
@@ -138,16 +142,16 @@ def dead_row(row: StuckRow) -> rx.Component:
     return table_row(row, "dead", clean)
 
 
-def attention_row(row: StuckRow) -> rx.Component:
+def attention_row(row: ObjectVar[StuckRow]) -> rx.Component:
     return table_row(row, "attention", force_button(row))
 
 
 def runs_table(
     title: str,
     description: str,
-    rows: rx.Var,
-    total: rx.Var,
-    render,
+    rows: ArrayVar[Any],
+    total: NumberVar[Any],
+    render: Callable[[ObjectVar[StuckRow]], rx.Component],
     table_id: str,
     empty: str,
 ) -> rx.Component:
@@ -180,7 +184,7 @@ def runs_table(
     )
 
 
-def preview_row(row: StuckRow) -> rx.Component:
+def preview_row(row: ObjectVar[StuckRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row.id),
         rx.table.cell(clipped(row.portal)),

@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple, cast
 from urllib.parse import quote
 
 import reflex as rx
+from reflex.event import EventCallback
 
 from cleanup_core.accounts import ADMIN, User
 from cleanup_core.errors import CleanupError
@@ -29,14 +30,24 @@ from tender_dashboard_reflex.backend import accounts
 
 log = logging.getLogger("tender_dashboard_reflex")
 
+State = TypeVar("State", bound=rx.State)
+Args = TypeVarTuple("Args")
+
+
+def event(handler: Callable[[State, *Args], Any]) -> EventCallback[*Args]:
+    """``rx.event``, typed so that mypy sees what a page gets, ``SomeState.handler(value)``
+    with the value checked (mypy reads ``rx.event`` as its class: its ``__new__`` returns
+    something else, which only pyright follows)."""
+    return cast("EventCallback[*Args]", rx.event(handler))
+
 
 class AuthState(rx.State):
     """The browser's session token (a cookie) and who it belongs to."""
 
     # The cookie outlives no session: the server refuses an expired token anyway.
     session_token: str = rx.Cookie("", name="cleanup_session", same_site="strict")
-    username: str = ""
-    role: str = ""
+    username: rx.Field[str] = rx.field("")
+    role: rx.Field[str] = rx.field("")
 
     @rx.var
     def is_admin(self) -> bool:
@@ -81,7 +92,7 @@ class AuthState(rx.State):
             tab = tab.parent_state
         tab.reset()
 
-    @rx.event
+    @event
     def log_out(self) -> Any:
         accounts().log_out(self.session_token)
         if self.username:
@@ -90,13 +101,19 @@ class AuthState(rx.State):
         return rx.redirect(routes.LOGIN)
 
 
-def guarded(action: str, *, admin: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Run the handler only for a valid session (and the admin role when ``admin``); turn the
-    errors an operator can act on into a toast instead of a stack trace."""
+Guarded = TypeVar("Guarded", bound="AuthState")
 
-    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+
+def guarded(
+    action: str, *, admin: bool
+) -> Callable[[Callable[[Guarded, *Args], Any]], Callable[[Guarded, *Args], Any]]:
+    """Run the handler only for a valid session (and the admin role when ``admin``); turn the
+    errors an operator can act on into a toast instead of a stack trace. (The handler's
+    arguments keep their types, so ``SomeState.handler(value)`` in a page is checked.)"""
+
+    def decorate(handler: Callable[[Guarded, *Args], Any]) -> Callable[[Guarded, *Args], Any]:
         @functools.wraps(handler)
-        def checked(self: AuthState, *args: Any, **kwargs: Any) -> Any:
+        def checked(self: Guarded, *args: *Args, **kwargs: Any) -> Any:
             # The session check reads the database too: a locked or unreachable database is an
             # error toast there as well, and the next event tries again (no restart needed).
             try:
@@ -107,7 +124,8 @@ def guarded(action: str, *, admin: bool) -> Callable[[Callable[..., Any]], Calla
                         )
                     self._forget_tab()
                     return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
-                return handler(self, *args, **kwargs)
+                # Reflex passes the event's payload by name: the same arguments, as keywords.
+                return cast("Callable[..., Any]", handler)(self, *args, **kwargs)
             except (CleanupError, ValueError, TypeError) as exc:  # TypeError: a forged argument
                 log.warning("%s failed: %s", action, exc)
                 return rx.toast.error(str(exc), duration=10000)

@@ -6,44 +6,35 @@ from typing import Any
 
 import reflex as rx
 
+from cleanup_core.display import safe_text
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
+from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import (
     AuthState,
+    event,
     guarded,
     page_argument,
     run_id_argument,
 )
 
 ALL = "all"
-ACTIONS = [
-    ALL,
-    "cleanup",
-    "revert",
-    "delete",
-    "start",
-    "resume",
-    "complete",
-    "fail",
-    "release",
-    "resume_launched",
-    "start_launched",
-]
+ACTIONS = [ALL, *(action.value for action in AuditAction)]
 PAGE_SIZE = 50
 
 
 class HistoryState(AuthState):
-    events: list[EventRow] = []
-    total: int = 0
-    page: int = 1
-    portal_filter: str = ALL
-    action_filter: str = ALL
-    run_filter: str = ""
-    portals: list[str] = []
+    events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
+    total: rx.Field[int] = rx.field(0)
+    page: rx.Field[int] = rx.field(1)
+    portal_filter: rx.Field[str] = rx.field(ALL)
+    action_filter: rx.Field[str] = rx.field(ALL)
+    run_filter: rx.Field[str] = rx.field("")
+    portals: rx.Field[list[str]] = rx.field(default_factory=list[str])
     _portal_names: dict[str, str] = {}  # as shown in the filter -> as stored
-    revert_run_id: int = 0
-    revert_dialog_open: bool = False
+    revert_run_id: rx.Field[int] = rx.field(0)
+    revert_dialog_open: rx.Field[bool] = rx.field(False)
 
     @rx.var
     def page_count(self) -> int:
@@ -62,56 +53,54 @@ class HistoryState(AuthState):
         )
         self.events, self.total = event_rows(service(), list(result.events)), result.total
 
-    @rx.event
+    @event
     @guarded("open the history", admin=False)
     def load(self) -> Any:
         self._portal_names = portal_names(service())
         self.portals = [ALL, *self._portal_names]
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("filter the history", admin=False)
     def set_portal_filter(self, value: str) -> Any:
         self.portal_filter, self.page = str(value)[:500], 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("filter the history", admin=False)
     def set_action_filter(self, value: str) -> Any:
         self.action_filter, self.page = (value if value in ACTIONS else ALL), 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("filter the history", admin=False)
     def set_run_filter(self, value: str) -> Any:
         self.run_filter, self.page = str(value)[:19], 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("page through the history", admin=False)
     def go_to_page(self, page: int) -> Any:
         self.page = page_argument(page, self.page_count)
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("revert a clean-up", admin=True)
     def ask_revert(self, run_id: int) -> Any:
         self.revert_run_id = run_id_argument(run_id)
         self.revert_dialog_open = True
 
-    @rx.event
+    @event
     def close_revert_dialog(self) -> None:
         self.revert_dialog_open = False
 
-    @rx.event
+    @event
     @guarded("revert a clean-up", admin=True)
     def confirm_revert(self) -> Any:
         run_id = self.revert_run_id
         self.revert_dialog_open = False
-        reverted = service().revert_cleanup(run_id, actor=self._actor())
+        result = service().revert(run_id, actor=self._actor())
         self._fetch()
-        if reverted:
-            return rx.toast.success(f"Reverted the clean-up of run {run_id}: it is running again.")
-        return rx.toast.error(
-            f"Nothing to revert for run {run_id}: already reverted, or the run changed since."
-        )
+        if result.reverted:
+            return rx.toast.success(result.message)
+        return rx.toast.error(safe_text(result.message))

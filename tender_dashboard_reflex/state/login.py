@@ -4,6 +4,7 @@ the state, so it is never sent back to the browser or written to Redis."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import reflex as rx
@@ -12,7 +13,7 @@ from cleanup_core.accounts import client_address
 from cleanup_core.errors import CleanupError, LoginThrottledError
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.backend import accounts, service
-from tender_dashboard_reflex.state.auth import AuthState
+from tender_dashboard_reflex.state.auth import AuthState, event
 
 log = logging.getLogger("tender_dashboard_reflex")
 
@@ -32,9 +33,9 @@ def _safe_next(target: str) -> str:
 
 
 class LoginState(AuthState):
-    error: str = ""
+    error: rx.Field[str] = rx.field("")
 
-    @rx.event
+    @event
     def open_page(self) -> Any:
         """Already signed in: go where the user was heading."""
         self.error = ""
@@ -58,12 +59,11 @@ class LoginState(AuthState):
             service().settings.trusted_proxies,
         )
 
-    @rx.event
+    @event
     def log_in(self, form: dict[str, Any]) -> Any:
-        if not isinstance(form, dict):  # a forged event
-            form = {}
-        username = str(form.get("username", "")).strip()
-        password = str(form.get("password", ""))
+        fields: Mapping[str, Any] = form if isinstance(form, Mapping) else {}  # a forged event
+        username = str(fields.get("username", "")).strip()
+        password = str(fields.get("password", ""))
         try:
             login = accounts().log_in(username, password, client=self._client())
         except LoginThrottledError as exc:  # refused unchecked (and logged) after failures

@@ -6,29 +6,28 @@ from typing import Any
 
 import reflex as rx
 
-from cleanup_core.alerts import Monitor
 from cleanup_core.reports import STATUS_GROUPS, overview
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded
+from tender_dashboard_reflex.state.auth import AuthState, event, guarded
 
 
 class OverviewState(AuthState):
-    running: int = 0
-    alive: int = 0
-    young: int = 0
-    resumable: int = 0
-    dead: int = 0
-    attention: int = 0
-    cleaned_last_7_days: int = 0
-    by_portal: list[dict[str, Any]] = []
-    cleanups_by_day: list[dict[str, Any]] = []
-    checked_at: str = ""
-    monitor: str = ""
-    monitor_late: bool = False
-    loaded: bool = False
-    auto_refresh: bool = False
+    running: rx.Field[int] = rx.field(0)
+    alive: rx.Field[int] = rx.field(0)
+    young: rx.Field[int] = rx.field(0)
+    resumable: rx.Field[int] = rx.field(0)
+    dead: rx.Field[int] = rx.field(0)
+    attention: rx.Field[int] = rx.field(0)
+    cleaned_last_7_days: rx.Field[int] = rx.field(0)
+    by_portal: rx.Field[list[dict[str, Any]]] = rx.field(default_factory=list[dict[str, Any]])
+    cleanups_by_day: rx.Field[list[dict[str, Any]]] = rx.field(default_factory=list[dict[str, Any]])
+    checked_at: rx.Field[str] = rx.field("")
+    monitor: rx.Field[str] = rx.field("")
+    monitor_late: rx.Field[bool] = rx.field(False)
+    loaded: rx.Field[bool] = rx.field(False)
+    auto_refresh: rx.Field[bool] = rx.field(False)
 
-    @rx.event
+    @event
     @guarded("open the overview", admin=False)
     def load(self) -> Any:
         data = overview(service())
@@ -41,11 +40,11 @@ class OverviewState(AuthState):
         ]
         self.cleanups_by_day = [{"day": d.day, "cleanups": d.count} for d in data.cleanups_by_day]
         self.checked_at = data.checked_at
-        status = Monitor(service()).status()
+        status = service().monitor_status()
         self.monitor = status.describe(service().settings.timezone)
         self.monitor_late = status.late
         self.loaded = True
 
-    @rx.event
+    @event
     def set_auto_refresh(self, enabled: bool) -> None:
         self.auto_refresh = bool(enabled)

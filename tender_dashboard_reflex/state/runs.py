@@ -6,64 +6,80 @@ from typing import Any
 
 import reflex as rx
 
-from cleanup_core.models import CLEANED, COMPLETED, FAILED, RUNNING
 from cleanup_core.numbers import whole_number
-from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow, portal_names, run_detail, runs_page
+from cleanup_core.reports import (
+    PAGE_SIZES,
+    EventRow,
+    RunRow,
+    RunsPage,
+    portal_names,
+    run_detail,
+    runs_page,
+)
+from cleanup_core.vocabulary import RunStatus
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded, page_argument
+from tender_dashboard_reflex.state.auth import AuthState, event, guarded, page_argument
 
 ALL = "all"
-STATUS_CHOICES = [ALL, RUNNING, COMPLETED, FAILED, CLEANED]
+STATUS_CHOICES = [ALL, *(status.value for status in RunStatus)]
 
 
 class RunsState(AuthState):
-    rows: list[RunRow] = []
-    total: int = 0
-    page: int = 1
-    page_size: int = 25
-    sort: str = "id"
-    descending: bool = True
-    status_filter: str = ALL
-    portal_filter: str = ALL
-    search: str = ""
-    portals: list[str] = []
+    rows: rx.Field[list[RunRow]] = rx.field(default_factory=list[RunRow])
+    total: rx.Field[int] = rx.field(0)
+    page: rx.Field[int] = rx.field(1)
+    page_size: rx.Field[int] = rx.field(25)
+    sort: rx.Field[str] = rx.field("id")
+    descending: rx.Field[bool] = rx.field(True)
+    status_filter: rx.Field[str] = rx.field(ALL)
+    portal_filter: rx.Field[str] = rx.field(ALL)
+    search: rx.Field[str] = rx.field("")
+    portals: rx.Field[list[str]] = rx.field(default_factory=list[str])
     _portal_names: dict[str, str] = {}  # as shown in the filter -> as stored
-    auto_refresh: bool = False
+    auto_refresh: rx.Field[bool] = rx.field(False)
 
     @rx.var
     def page_count(self) -> int:
         return max(1, -(-self.total // self.page_size))
 
     def _fetch(self) -> None:
-        query = {
-            "page_size": self.page_size,
-            "sort": self.sort,
-            "descending": self.descending,
-            "status": None if self.status_filter == ALL else self.status_filter,
-            "portal": None
+        portal = (
+            None
             if self.portal_filter == ALL
-            else self._portal_names.get(self.portal_filter, self.portal_filter),
-            "search": self.search,
-        }
-        result = runs_page(service(), page=self.page, **query)
+            else self._portal_names.get(self.portal_filter, self.portal_filter)
+        )
+
+        def page(number: int) -> RunsPage:
+            return runs_page(
+                service(),
+                page=number,
+                page_size=self.page_size,
+                sort=self.sort,
+                descending=self.descending,
+                status=None if self.status_filter == ALL else self.status_filter,
+                portal=portal,
+                search=self.search,
+            )
+
+        result = page(self.page)
         if not result.rows and self.page > 1 and result.total:  # the page emptied meanwhile
             self.page = result.page_count
-            result = runs_page(service(), page=self.page, **query)
+            result = page(self.page)
         self.rows, self.total = result.rows, result.total
 
-    @rx.event
+    @event
     @guarded("open the runs page", admin=False)
     def load(self) -> Any:
         self._portal_names = portal_names(service())
         self.portals = [ALL, *self._portal_names]
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("refresh the runs page", admin=False)
     def refresh(self) -> Any:
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("sort runs", admin=False)
     def sort_by(self, column: str) -> Any:
         previous = (self.sort, self.descending, self.page)
@@ -78,28 +94,28 @@ class RunsState(AuthState):
             self.sort, self.descending, self.page = previous
             raise
 
-    @rx.event
+    @event
     @guarded("filter runs", admin=False)
     def set_status_filter(self, value: str) -> Any:
         self.status_filter = value if value in STATUS_CHOICES else ALL
         self.page = 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("filter runs", admin=False)
     def set_portal_filter(self, value: str) -> Any:
         self.portal_filter = str(value)[:500]
         self.page = 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("search runs", admin=False)
     def set_search(self, value: str) -> Any:
         self.search = str(value)[:200]
         self.page = 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("page through runs", admin=False)
     def set_page_size(self, value: str) -> Any:
         size = whole_number(str(value)) or 25
@@ -107,27 +123,32 @@ class RunsState(AuthState):
         self.page = 1
         self._fetch()
 
-    @rx.event
+    @event
     @guarded("page through runs", admin=False)
     def go_to_page(self, page: int) -> Any:
         self.page = page_argument(page, self.page_count)
         self._fetch()
 
-    @rx.event
+    @event
     def set_auto_refresh(self, enabled: bool) -> None:
         self.auto_refresh = bool(enabled)
 
 
-class RunDetailState(AuthState):
-    found: bool = False
-    run: RunRow = RunRow(0, "", "", "", "", "", "", "", "", "")
-    attempt: str = ""
-    last_progress: str = ""
-    checkpoint: str = ""
-    reasons: list[str] = []
-    events: list[EventRow] = []
+def _no_run() -> RunRow:
+    """What the run detail holds before a run is loaded."""
+    return RunRow(0, "", "", "", "", "", "", "", "", "")
 
-    @rx.event
+
+class RunDetailState(AuthState):
+    found: rx.Field[bool] = rx.field(False)
+    run: rx.Field[RunRow] = rx.field(default_factory=_no_run)
+    attempt: rx.Field[str] = rx.field("")
+    last_progress: rx.Field[str] = rx.field("")
+    checkpoint: rx.Field[str] = rx.field("")
+    reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
+    events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
+
+    @event
     @guarded("open a run", admin=False)
     def load(self) -> Any:
         raw = self.router.url.query_parameters.get("id", "")

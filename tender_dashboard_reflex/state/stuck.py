@@ -12,10 +12,9 @@ import reflex as rx
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
 from cleanup_core.display import safe_text, short_text
-from cleanup_core.launcher import launch_resume
 from cleanup_core.timestamps import duration
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, guarded, run_id_argument
+from tender_dashboard_reflex.state.auth import AuthState, event, guarded, run_id_argument
 
 PRESETS = (24, 36, 48)
 THRESHOLD = "The threshold"
@@ -68,30 +67,32 @@ def _hours_text(hours: float) -> str:
 class StuckState(AuthState):
     # What is in the threshold box, and the last valid threshold typed or chosen (``None``: the
     # default), which the tables and a clean-up use while the box holds something invalid.
-    threshold_text: str = ""
-    requested_hours: float | None = None
+    threshold_text: rx.Field[str] = rx.field("")
+    requested_hours: rx.Field[float | None] = rx.field(None)
     _valid_text: str = ""
-    default_threshold: float = 24.0
-    resumable: list[StuckRow] = []
-    dead: list[StuckRow] = []
-    attention: list[StuckRow] = []
-    resumable_total: int = 0
-    dead_total: int = 0
-    attention_total: int = 0
-    loaded: bool = False
-    auto_refresh: bool = False
+    default_threshold: rx.Field[float] = rx.field(24.0)
+    resumable: rx.Field[list[StuckRow]] = rx.field(default_factory=list[StuckRow])
+    dead: rx.Field[list[StuckRow]] = rx.field(default_factory=list[StuckRow])
+    attention: rx.Field[list[StuckRow]] = rx.field(default_factory=list[StuckRow])
+    resumable_total: rx.Field[int] = rx.field(0)
+    dead_total: rx.Field[int] = rx.field(0)
+    attention_total: rx.Field[int] = rx.field(0)
+    loaded: rx.Field[bool] = rx.field(False)
+    auto_refresh: rx.Field[bool] = rx.field(False)
 
-    clean_dialog_open: bool = False
-    preview: list[StuckRow] = []
-    preview_total: int = 0
-    preview_by_portal: list[dict[str, Any]] = []
+    clean_dialog_open: rx.Field[bool] = rx.field(False)
+    preview: rx.Field[list[StuckRow]] = rx.field(default_factory=list[StuckRow])
+    preview_total: rx.Field[int] = rx.field(0)
+    preview_by_portal: rx.Field[list[dict[str, Any]]] = rx.field(
+        default_factory=list[dict[str, Any]]
+    )
     _preview_ids: list[int] = []
-    last_result: str = ""
-    left_alone: list[str] = []
+    last_result: rx.Field[str] = rx.field("")
+    left_alone: rx.Field[list[str]] = rx.field(default_factory=list[str])
 
-    force_dialog_open: bool = False
-    force_run_id: int = 0
-    force_typed: str = ""
+    force_dialog_open: rx.Field[bool] = rx.field(False)
+    force_run_id: rx.Field[int] = rx.field(0)
+    force_typed: rx.Field[str] = rx.field("")
 
     # -- threshold ---------------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class StuckState(AuthState):
         self.loaded = True
         return dead
 
-    @rx.event
+    @event
     @guarded("open the stuck-runs panel", admin=False)
     def load(self) -> Any:
         self.default_threshold = service().settings.age_threshold_hours
@@ -138,12 +139,12 @@ class StuckState(AuthState):
             self.threshold_text = self._valid_text
         self._scan()
 
-    @rx.event
+    @event
     @guarded("refresh the stuck-runs panel", admin=False)
     def refresh(self) -> Any:
         self._scan()
 
-    @rx.event
+    @event
     @guarded("change the threshold", admin=False)
     def set_threshold(self, value: str) -> Any:
         """What is typed in the box: a valid value (or nothing, for the default) rescans; an
@@ -160,20 +161,20 @@ class StuckState(AuthState):
             self._use_threshold(hours, text)
         self._scan()
 
-    @rx.event
+    @event
     @guarded("change the threshold", admin=False)
     def use_preset(self, hours: float) -> Any:
         valid = validate_threshold_hours(hours, THRESHOLD)
         self._use_threshold(valid, _hours_text(valid))
         self._scan()
 
-    @rx.event
+    @event
     def set_auto_refresh(self, enabled: bool) -> None:
         self.auto_refresh = bool(enabled)
 
     # -- Clean Stuck Runs -----------------------------------------------------------------
 
-    @rx.event
+    @event
     @guarded("preview Clean Stuck Runs", admin=True)
     def open_clean_dialog(self) -> Any:
         """Preview exactly the runs a clean-up would change, from a fresh scan: every one is
@@ -189,13 +190,13 @@ class StuckState(AuthState):
         ]
         self.clean_dialog_open = True
 
-    @rx.event
+    @event
     def close_clean_dialog(self) -> None:
         self.clean_dialog_open = False
         self.preview = []
         self._preview_ids = []
 
-    @rx.event
+    @event
     @guarded("Clean Stuck Runs", admin=True)
     def confirm_clean(self) -> Any:
         """Clean the previewed runs by compare-and-set: a run that changed since the preview
@@ -218,7 +219,7 @@ class StuckState(AuthState):
             )
         return rx.toast.success(result.message)
 
-    @rx.event
+    @event
     @guarded("clean up a run", admin=True)
     def cleanup_one(self, run_id: int) -> Any:
         run_id = run_id_argument(run_id)
@@ -232,23 +233,23 @@ class StuckState(AuthState):
 
     # -- Force clean-up (typed confirmation) ----------------------------------------------------
 
-    @rx.event
+    @event
     @guarded("force a clean-up", admin=True)
     def open_force_dialog(self, run_id: int) -> Any:
         self.force_run_id = run_id_argument(run_id)
         self.force_typed = ""
         self.force_dialog_open = True
 
-    @rx.event
+    @event
     def close_force_dialog(self) -> None:
         self.force_dialog_open = False
         self.force_typed = ""
 
-    @rx.event
+    @event
     def set_force_typed(self, value: str) -> None:
         self.force_typed = str(value)[:20]
 
-    @rx.event
+    @event
     @guarded("force a clean-up", admin=True)
     def confirm_force(self) -> Any:
         run_id = self.force_run_id
@@ -256,7 +257,9 @@ class StuckState(AuthState):
             return rx.toast.error(f"Type the run id {run_id} to confirm the forced clean-up.")
         self.force_dialog_open = False
         self.force_typed = ""
-        result = service().cleanup_runs([run_id], actor=self._actor(), force=True)
+        result = service().cleanup_runs(
+            [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours, force=True
+        )
         self._scan()
         if result.cleaned:
             return rx.toast.success(f"Run {run_id} was cleaned up (forced); revert it in History.")
@@ -264,8 +267,8 @@ class StuckState(AuthState):
 
     # -- Resume ---------------------------------------------------------------------------
 
-    @rx.event
+    @event
     @guarded("resume a run", admin=True)
     def resume(self, run_id: int) -> Any:
-        launched = launch_resume(service(), run_id_argument(run_id), actor=self._actor())
+        launched = service().launch_resume(run_id_argument(run_id), actor=self._actor())
         return rx.toast.success(launched.message, duration=10000)

@@ -57,6 +57,8 @@ class App:
     checkpoint_dir: Path
     launch_record: Path
     log_path: Path
+    checkout_before: str  # ``git status`` of the project before the app started ...
+    checkout_started: str  # ... and once it answered
 
     def events(self, run_id: int | None = None, action: str | None = None) -> list[AuditEvent]:
         found = self.service.history(run_id=run_id, limit=1000).events
@@ -79,6 +81,18 @@ class App:
         argv = json.loads(self.launch_record.read_text())["argv"]
         self.launch_record.unlink()
         return argv
+
+
+def checkout_status() -> str:
+    """What ``git status`` says about the project's files, untracked ones included."""
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
@@ -121,9 +135,19 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     service = CleanupService(settings, database=Database(settings))
 
     log_path = work / "reflex.log"
+    before = checkout_status()
     try:
         with serve(env, log_path) as server:
-            yield App(server.url, service, Accounts(service.db), checkpoint_dir, record, log_path)
+            yield App(
+                server.url,
+                service,
+                Accounts(service.db),
+                checkpoint_dir,
+                record,
+                log_path,
+                checkout_before=before,
+                checkout_started=checkout_status(),
+            )
     except ServerError as exc:
         pytest.fail(str(exc))
     finally:

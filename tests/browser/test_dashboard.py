@@ -447,3 +447,9 @@ def test_every_page_fits_the_window(
     page.goto("/login")
     expect(page.locator("#login-submit")).to_be_visible()
     page.screenshot(path=screenshot_dir / f"login-{width}.png", full_page=True)
+
+
+def test_starting_the_dashboard_leaves_the_checkout_as_it_was(app: App) -> None:
+    """``reflex run`` (in a fresh clone it initialises the project first) changes no tracked
+    file and leaves no new file behind that git would show."""
+    assert app.checkout_started == app.checkout_before

@@ -137,8 +137,23 @@ def test_dry_run_changes_nothing(invoke, db_url, fleet):
     assert "Dry run: 2 dead runs would be cleaned; nothing was changed." in result.output
     assert snapshot(db_url) == before
     data = json.loads(invoke("clean", "--dry-run", "--json").stdout)
-    assert sorted(data["would_clean"]) == sorted([fleet["dead1"], fleet["dead2"]])
+    assert sorted(r["id"] for r in data["dead_runs"]) == sorted([fleet["dead1"], fleet["dead2"]])
     assert snapshot(db_url) == before
+
+
+def test_dry_run_json_is_the_scan_document_plus_the_flag(invoke, fleet):
+    """``scan`` is "the same as clean --dry-run": the same document, with ``dry_run``."""
+    scan = json.loads(invoke("scan", "--json").stdout)
+    dry = json.loads(invoke("clean", "--dry-run", "--json").stdout)
+    assert dry.pop("dry_run") is True
+    assert set(dry) == set(scan)
+    for key, value in scan.items():
+        if key.endswith("_runs"):  # the same runs, judged the same (their ages move on)
+            assert [(r["id"], r["state"]) for r in dry[key]] == [
+                (r["id"], r["state"]) for r in value
+            ]
+        elif key != "checked_at":
+            assert dry[key] == value, key
 
 
 def test_auto_cleans_exactly_the_dead_runs(invoke, runs, fleet):
@@ -295,6 +310,21 @@ def test_status_counts_and_fail_if_dead(invoke, fleet):
     assert invoke("status", "--fail-if-dead").exit_code == 0
 
 
+@pytest.mark.parametrize("asked", ["gujarat", "Gujarat ", "GUJARAT"])
+def test_check_of_a_variant_name_is_the_stored_portals_verdict(invoke, fleet, asked):
+    """Same checkpoint file, same config section: the same portal, named as stored."""
+    result = invoke("check", asked)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"wait: run {fleet['alive']} is alive")
+    assert f"portal: Gujarat (asked for {asked!r})" in result.output
+    data = json.loads(invoke("check", asked, "--json").stdout)
+    assert (data["action"], data["portal_name"], data["requested_name"]) == (
+        "wait",
+        "Gujarat",
+        asked,
+    )
+
+
 def test_check_prints_the_verdict_and_its_reason(invoke, service, fleet):
     result = invoke("check", "MP Tenders")
     assert result.exit_code == 0
@@ -318,7 +348,7 @@ def test_revert_round_trip_and_its_errors(invoke, runs, fleet):
     invoke("clean", "--auto")
     result = invoke("revert", str(fleet["dead1"]))
     assert result.exit_code == 0
-    assert f"Reverted the clean-up of run {fleet['dead1']}." in result.output
+    assert f"Reverted the clean-up of run {fleet['dead1']}: it is running again" in result.output
     assert runs.get(fleet["dead1"])["status"] == "running"
     again = invoke("revert", str(fleet["dead1"]))
     assert again.exit_code == 1
@@ -327,7 +357,7 @@ def test_revert_round_trip_and_its_errors(invoke, runs, fleet):
     unknown = invoke("revert", "987654")
     assert (unknown.exit_code, unknown.stderr.strip()) == (
         1,
-        "error: nothing to revert for run 987654: there is no such run",
+        "error: Nothing to revert for run 987654: there is no such run",
     )
     assert invoke("revert", "abc").exit_code == 2
 

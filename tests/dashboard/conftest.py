@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cleanup_core import CleanupService, Settings, repository
+from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import ADMIN, VIEWER
 from cleanup_core.db import Database
+from cleanup_core.storage import accounts as stored_accounts
 from tender_dashboard_reflex import backend
 from tests.dashboard.support import (
     ADMIN_NAME,
@@ -29,8 +30,15 @@ from tests.dashboard.support import (
     Dash,
     LiveRuns,
     password_hash,
+    watch_effects,
 )
 from tests.helpers.live_fleet import seed_live_fleet
+
+
+@pytest.fixture(autouse=True)
+def effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the handlers show and where they send the browser, recorded (see ``toast``)."""
+    watch_effects(monkeypatch)
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
     seeder = CleanupService(settings, database=Database(settings, create_missing=True))
     with seeder.db.write() as conn:
         for username, role in ((ADMIN_NAME, ADMIN), (VIEWER_NAME, VIEWER)):
-            repository.insert_user(
+            stored_accounts.insert_user(
                 conn,
                 {
                     "username": username,

@@ -1,12 +1,17 @@
 """Helpers for the dashboard's state handler tests: seeding, inspecting the database, building
-a state tree as Reflex does, and reading what a handler returned (a redirect or a toast)."""
+a state tree as Reflex does, and reading what a handler returned (a redirect or a toast).
+
+What a handler returns is an ``EventSpec`` for the browser; what it means is read where the
+handler made it: ``watch_effects`` records every ``rx.toast.<level>(message)`` and
+``rx.redirect(path)`` call (Reflex's public API) with the spec it returned, and ``toast`` /
+``redirect_target`` find a returned spec among them by identity."""
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -109,24 +114,42 @@ def forged_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _args(spec: Any) -> dict[str, Any]:
-    return {name._js_expr: value for name, value in spec.args}
+TOAST_LEVELS = ("success", "info", "warning", "error")
+# (the spec a call returned, what it means): toasts as (level, message), redirects as the path
+_toasts: list[tuple[Any, tuple[str, str]]] = []
+_redirects: list[tuple[Any, str]] = []
+
+
+def watch_effects(monkeypatch: Any) -> None:
+    """Record every toast and redirect the handlers make, through Reflex's public API."""
+    _toasts.clear()
+    _redirects.clear()
+    for level in TOAST_LEVELS:
+        monkeypatch.setattr(rx.toast, level, _recording_toast(level, getattr(rx.toast, level)))
+    real_redirect = rx.redirect
+
+    def redirect(path: str, *args: Any, **kwargs: Any) -> Any:
+        spec = real_redirect(path, *args, **kwargs)
+        _redirects.append((spec, path))
+        return spec
+
+    monkeypatch.setattr(rx, "redirect", redirect)
+
+
+def _recording_toast(level: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    def show(message: str = "", **kwargs: Any) -> Any:
+        spec = real(message, **kwargs)
+        _toasts.append((spec, (level, message)))
+        return spec
+
+    return show
 
 
 def redirect_target(spec: Any) -> str | None:
     """Where an ``rx.redirect`` returned by a handler goes (``None`` if it is not one)."""
-    if spec is None or getattr(spec.handler.fn, "__qualname__", "") != "_redirect":
-        return None
-    return _args(spec)["path"]._var_value
-
-
-_TOAST = re.compile(r"""\['__toast'\]\?\.\["(\w+)"\]\(("(?:[^"\\]|\\.)*")""")
+    return next((path for made, path in _redirects if made is spec), None)
 
 
 def toast(spec: Any) -> tuple[str, str] | None:
     """``(level, message)`` of an ``rx.toast`` returned by a handler (``None`` if not one)."""
-    if spec is None or getattr(spec.handler.fn, "__qualname__", "") != "_call_function":
-        return None
-    match = _TOAST.search(str(_args(spec)["function"]))
-    assert match, f"not a toast: {spec!r}"
-    return match.group(1), json.loads(match.group(2))
+    return next((shown for made, shown in _toasts if made is spec), None)

@@ -111,7 +111,7 @@ def test_the_portals_page_shows_names_escaped_and_acts_on_the_stored_name(
     assert set(shown) == {"Assam\\u202egpj.exe", "Clear\\x1b[2J Tenders", LONG}
     assert shown["Assam\\u202egpj.exe"].portal == REVERSED  # the action's argument, exact
     assert unsafe_text([[dataclasses.replace(r, portal="") for r in state.rows]]) == []
-    level, message = toast(state.clean_up_and_start(REVERSED))
+    level, message = toast(state.clean_up_and_start(REVERSED, [hostile["reversed_dead"]]))
     assert level == "success", message
     assert dash.status(hostile["reversed_dead"]) == "Timeout - Auto-cleaned"
     assert unsafe_text(message) == []

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from cleanup_core import repository
 from cleanup_core.models import RUNNING
+from cleanup_core.records import NewEvent
+from cleanup_core.storage import events as stored_events
+from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex.state.history import HistoryState
 from tender_dashboard_reflex.state.portals import PortalsState
 from tender_dashboard_reflex.state.runs import RunsState
@@ -104,19 +106,18 @@ def many_runs(dash: Dash, fleet: dict[str, int]) -> None:
     for i in range(30):
         dash.runs.add("Bulk Portal", status="completed", age_hours=100 + i)
     with dash.service.db.write() as conn:
-        repository.insert_events(
+        stored_events.insert_events(
             conn,
             [
-                {
-                    "run_id": fleet["completed"],
-                    "portal_name": "Assam Tenders",
-                    "action": "complete",
-                    "actor": f"worker:{i}",
-                    "from_status": RUNNING,
-                    "to_status": "completed",
-                    "created_at": datetime.now(UTC) - timedelta(minutes=i),
-                    "details": "{}",
-                }
+                NewEvent(
+                    run_id=fleet["completed"],
+                    portal_name="Assam Tenders",
+                    action=AuditAction.COMPLETE,
+                    actor=f"worker:{i}",
+                    from_status=RUNNING,
+                    to_status="completed",
+                    created_at=datetime.now(UTC) - timedelta(minutes=i),
+                )
                 for i in range(60)
             ],
         )

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from cleanup_core import repository
 from cleanup_core.models import CLEANED, COMPLETED, RUNNING
+from cleanup_core.records import NewEvent
+from cleanup_core.storage import events as stored_events
+from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex import backend
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import HistoryState
@@ -36,6 +38,7 @@ from tests.dashboard.support import (
     redirect_target,
     toast,
 )
+from tests.helpers.live_fleet import hours_ago
 
 LOGGER = "tender_dashboard_reflex"
 ACTOR = f"dashboard:{ADMIN_NAME}"
@@ -111,7 +114,7 @@ ACTIONS = {
     "portals.resume": Action(PortalsState, "/portals", lambda s, f: s.resume(f["resumable"])),
     "portals.start": Action(PortalsState, "/portals", lambda s, f: s.start("Tamil Nadu Tenders")),
     "portals.clean_up_and_start": Action(
-        PortalsState, "/portals", lambda s, f: s.clean_up_and_start("Assam Tenders")
+        PortalsState, "/portals", lambda s, f: s.clean_up_and_start("Assam Tenders", [f["dead"]])
     ),
     "history.ask_revert": Action(
         HistoryState,
@@ -299,6 +302,88 @@ def test_without_a_valid_session_pages_show_nothing_and_send_the_browser_to_logi
     # A browser that never logged in is just sent to the login page; a token that is not
     # (or no longer) valid is worth a log line.
     assert bool(refusals) == (credential != "no-session")
+
+
+# -- every handler is in the matrix above, or touches no data ------------------------------
+
+# Handlers that neither read nor change data: a switch or a dialog of this tab, or the login
+# flow itself (tested further down). Every other handler must be in ACTIONS or READS.
+NO_DATA = {
+    (AuthState, "log_out"): "ends the session; without one it only goes to the login page",
+    (LoginState, "open_page"): "the login page: it works without a session by design",
+    (LoginState, "log_in"): "logging in: it works without a session by design (throttled)",
+    (OverviewState, "set_auto_refresh"): "a switch of this tab",
+    (RunsState, "set_auto_refresh"): "a switch of this tab",
+    (StuckState, "set_auto_refresh"): "a switch of this tab",
+    (PortalsState, "set_auto_refresh"): "a switch of this tab",
+    (StuckState, "close_clean_dialog"): "closes a dialog of this tab",
+    (StuckState, "close_force_dialog"): "closes a dialog of this tab",
+    (StuckState, "set_force_typed"): "what is typed into the confirmation box",
+    (HistoryState, "close_revert_dialog"): "closes a dialog of this tab",
+}
+# Reflex's own handler on every state: it sets one of this tab's vars, never the database; a
+# handler that then acts on the var checks the session itself.
+BUILT_IN = {"setvar"}
+
+
+def event_handlers() -> list[tuple[type, str]]:
+    """Every event handler of every state of the dashboard, through Reflex's public API."""
+    found = []
+    pending: list[type] = [AuthState]
+    while pending:
+        cls = pending.pop()
+        found += [(cls, name) for name in cls.event_handlers if name not in BUILT_IN]
+        pending += cls.get_substates()
+    return found
+
+
+def test_every_handler_is_checked_for_a_session_or_touches_no_data() -> None:
+    """A new handler that reads or changes data fails here until it is added to ACTIONS or
+    READS, whose tests then show it refuses a browser without a valid session (and a viewer)."""
+    covered = {(action.state, key.split(".")[1]) for key, action in ACTIONS.items()}
+    covered |= {(cls, key.split(".")[1]) for key, (cls, *_) in READS.items()}
+    handlers = event_handlers()
+    unchecked = [
+        f"{cls.__name__}.{name}"
+        for cls, name in handlers
+        if (cls, name) not in covered and (cls, name) not in NO_DATA
+    ]
+    assert unchecked == []
+    assert set(NO_DATA) <= set(handlers), "NO_DATA names a handler that does not exist"
+    assert not set(NO_DATA) & covered
+
+
+def test_handlers_take_their_arguments_by_name_as_the_browser_sends_them(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """Reflex calls a handler with the event's payload as keyword arguments."""
+    state = make_state(StuckState, dash.token(), "/stuck")
+    assert state.use_preset(hours=48) is None and state.threshold_text == "48"
+    assert toast(state.cleanup_one(run_id=fleet["dead_old"]))[0] == "success"
+    portals = make_state(PortalsState, dash.token(), "/portals")
+    level, _ = toast(portals.clean_up_and_start(portal="Assam Tenders", run_ids=[fleet["dead"]]))
+    assert level == "success" and dash.status(fleet["dead"]) == CLEANED
+
+
+UI_CALLS = {
+    "set_auto_refresh": lambda state: state.set_auto_refresh(True),
+    "set_force_typed": lambda state: state.set_force_typed("123"),
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [key for key in NO_DATA if key[0] not in (AuthState, LoginState)],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+def test_a_handler_that_touches_no_data_works_without_a_session(
+    dash: Dash, fleet: dict[str, int], cls: type, name: str
+) -> None:
+    state = make_state(cls, "")
+    before = dash.snapshot()
+    call = UI_CALLS.get(name, lambda state: getattr(state, name)())
+    assert call(state) is None
+    assert dash.snapshot() == before
 
 
 # -- the stuck-runs panel -------------------------------------------------------------------
@@ -604,6 +689,22 @@ def test_force_cleans_a_run_that_needs_attention(dash: Dash, fleet: dict[str, in
     assert dash.events(run_id)[0].details["state"] == "attention"
 
 
+def test_force_judges_the_run_by_the_threshold_in_the_box(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """Forcing is a clean-up like the others: the typed threshold counts. A 2-hour-old run is
+    young under the default 24 h, but past a 1 h threshold the operator typed."""
+    run_id = fleet["young"]
+    state = make_state(StuckState, dash.token(), "/stuck")
+    state.set_threshold("1")
+    state.open_force_dialog(run_id)
+    state.set_force_typed(str(run_id))
+    assert toast(state.confirm_force())[0] == "success"
+    assert dash.status(run_id) == CLEANED
+    (event,) = dash.events(run_id, "cleanup")
+    assert event.details["forced"] is True and event.details["age_threshold_hours"] == 1
+
+
 def test_resume_launches_the_configured_command(dash: Dash, fleet: dict[str, int]) -> None:
     run_id = fleet["resumable"]
     state = make_state(StuckState, dash.token(), "/stuck")
@@ -682,11 +783,33 @@ def test_portal_start_refuses_a_busy_portal(dash: Dash, fleet: dict[str, int], p
     assert not dash.launch_record.exists()
 
 
+@pytest.mark.parametrize("portal", ["kerala etenders", "GUJARAT-TENDERS", "west bengal etender "])
+def test_portal_start_of_a_variant_name_refuses_the_busy_stored_portal(
+    dash: Dash, fleet: dict[str, int], portal: str
+) -> None:
+    state = make_state(PortalsState, dash.token(), "/portals")
+    before = dash.snapshot()
+    level, message = toast(state.start(portal))
+    assert level == "error" and "Nothing was started" in message
+    assert dash.snapshot() == before
+    assert not dash.launch_record.exists()
+
+
+def test_portals_sharing_a_checkpoint_file_are_flagged(dash: Dash, fleet: dict[str, int]) -> None:
+    dash.runs.add("assam  tenders", status="completed", age_hours=60, completed_at=hours_ago(59))
+    state = make_state(PortalsState, dash.token(), "/portals")
+    state.load()
+    flagged = {r.portal: r.shared_checkpoint for r in state.rows if r.shared_checkpoint}
+    assert set(flagged) == {"Assam Tenders", "assam  tenders"}
+    assert "assam_tenders.json" in flagged["Assam Tenders"]
+    assert "'assam  tenders'" in flagged["Assam Tenders"]
+
+
 def test_clean_up_and_start_cleans_the_portals_dead_runs_then_starts(
     dash: Dash, fleet: dict[str, int]
 ) -> None:
     state = make_state(PortalsState, dash.token(), "/portals")
-    level, message = toast(state.clean_up_and_start("Assam Tenders"))
+    level, message = toast(state.clean_up_and_start("Assam Tenders", [fleet["dead"]]))
     assert level == "success" and message.startswith("Cleaned 1/1 dead runs")
     assert dash.status(fleet["dead"]) == CLEANED
     assert [e.actor for e in dash.events(fleet["dead"], "cleanup")] == [ACTOR]
@@ -696,13 +819,52 @@ def test_clean_up_and_start_cleans_the_portals_dead_runs_then_starts(
     assert {r.portal: r.action for r in state.rows}["Assam Tenders"] == "start"
 
 
+def test_clean_up_and_start_starts_nothing_when_a_dead_run_changed_meanwhile(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """The page showed two dead runs; one of them starts making progress while the button is
+    being handled (after the verdict was read, before the clean-up). It is left alone, so no
+    scraper is started next to it; the other one is still cleaned."""
+    second = dash.runs.add("Assam Tenders", age_hours=26)
+    dashboard_service = backend.service()
+    check_portal = dashboard_service.check_portal
+
+    def check_then_progress(*args: Any, **kwargs: Any) -> Any:
+        verdict = check_portal(*args, **kwargs)
+        dash.runs.update(second, extracted_total_tenders=5)
+        return verdict
+
+    dashboard_service.check_portal = check_then_progress  # type: ignore[method-assign]
+    state = make_state(PortalsState, dash.token(), "/portals")
+    level, message = toast(state.clean_up_and_start("Assam Tenders", [fleet["dead"], second]))
+    assert level == "warning"
+    assert f"run {second}" in message and "Nothing was started" in message
+    assert dash.status(fleet["dead"]) == CLEANED
+    assert dash.status(second) == RUNNING
+    assert not dash.launch_record.exists()
+    assert dash.events(action="start_launched") == []
+
+
+def test_clean_up_and_start_cleans_only_the_portals_own_dead_runs(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """A forged call naming another portal's dead run cleans nothing of it and starts nothing."""
+    state = make_state(PortalsState, dash.token(), "/portals")
+    level, message = toast(
+        state.clean_up_and_start("Assam Tenders", [fleet["dead"], fleet["dead_old"]])
+    )
+    assert level == "warning" and "Nothing was started" in message
+    assert dash.status(fleet["dead_old"]) == RUNNING
+    assert not dash.launch_record.exists()
+
+
 @pytest.mark.parametrize("portal", ["MP Tenders", "Kerala eTenders", "Tamil Nadu Tenders"])
 def test_clean_up_and_start_refuses_when_the_verdict_is_not_cleanup(
     dash: Dash, fleet: dict[str, int], portal: str
 ) -> None:
     state = make_state(PortalsState, dash.token(), "/portals")
     before = dash.snapshot()
-    level, message = toast(state.clean_up_and_start(portal))
+    level, message = toast(state.clean_up_and_start(portal, []))
     assert level == "warning" and "the verdict changed to" in message
     assert dash.snapshot() == before
     assert not dash.launch_record.exists()
@@ -758,19 +920,18 @@ def test_history_filters(dash: Dash, cleaned: dict[str, int]) -> None:
 
 def test_history_pages_on_the_server(dash: Dash, cleaned: dict[str, int]) -> None:
     with dash.service.db.write() as conn:
-        repository.insert_events(
+        stored_events.insert_events(
             conn,
             [
-                {
-                    "run_id": cleaned["completed"],
-                    "portal_name": "Assam Tenders",
-                    "action": "complete",
-                    "actor": f"worker:{i}",
-                    "from_status": RUNNING,
-                    "to_status": COMPLETED,
-                    "created_at": datetime.now(UTC) - timedelta(days=3, minutes=i),
-                    "details": "{}",
-                }
+                NewEvent(
+                    run_id=cleaned["completed"],
+                    portal_name="Assam Tenders",
+                    action=AuditAction.COMPLETE,
+                    actor=f"worker:{i}",
+                    from_status=RUNNING,
+                    to_status=COMPLETED,
+                    created_at=datetime.now(UTC) - timedelta(days=3, minutes=i),
+                )
                 for i in range(60)
             ],
         )
@@ -812,6 +973,31 @@ def test_revert_from_history_restores_running(dash: Dash, cleaned: dict[str, int
     level, message = toast(state.confirm_revert())
     assert level == "error" and "Nothing to revert" in message
     assert len(dash.events(run_id)) == 2
+
+
+def test_revert_is_offered_exactly_on_clean_ups_their_run_is_still_in(
+    dash: Dash, cleaned: dict[str, int]
+) -> None:
+    """Whether a clean-up can be reverted does not depend on what else is on the page: with
+    the cleanup filter the revert events are not shown, and on page 2 the later clean-ups of
+    page 1 are not either."""
+    reverted, kept, changed = cleaned["dead"], cleaned["dead_old"], cleaned["young"]
+    dash.runs.update(changed, started_at=datetime.now(UTC) - timedelta(hours=30))
+    dash.service.cleanup_runs([changed], actor="ops:cron")
+    assert dash.service.revert(reverted, actor="ops:alice").reverted
+    dash.runs.update(reverted, extracted_total_tenders=3)  # resumed, so not cleaned again
+    dash.runs.update(changed, status=COMPLETED)  # someone finished it by hand since
+    for i in range(55):  # later clean-ups push the first three to page 2
+        dash.runs.add("Bulk Portal", age_hours=30 + i / 60)
+    dash.service.cleanup_if_needed(actor="ops:cron")
+    state = make_state(HistoryState, dash.token(), "/history")
+    state.load()
+    state.set_action_filter("cleanup")
+    state.go_to_page(2)
+    offered = {e.run_id: e.revertible for e in state.events if e.portal_name != "Bulk Portal"}
+    assert offered == {reverted: False, kept: True, changed: False}
+    state.go_to_page(1)
+    assert all(e.revertible for e in state.events)
 
 
 def test_closing_the_revert_dialog_changes_nothing(dash: Dash, cleaned: dict[str, int]) -> None:

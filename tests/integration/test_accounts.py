@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cleanup_core import CleanupService, repository
+from cleanup_core import CleanupService
 from cleanup_core import accounts as accounts_module
 from cleanup_core.accounts import ADMIN, Accounts, LoginThrottle, hash_password
 from cleanup_core.errors import LoginThrottledError
 from cleanup_core.models import LoginFailure
+from cleanup_core.storage import accounts as stored_accounts
 from tests.conftest import NOW
 
 PASSWORD = "correct horse battery staple"
@@ -42,7 +43,7 @@ def _hash() -> str:
 def accounts(service: CleanupService) -> Accounts:
     with service.db.write() as conn:
         for name in ("alice", "bob"):
-            repository.insert_user(
+            stored_accounts.insert_user(
                 conn,
                 {"username": name, "password_hash": _hash(), "role": ADMIN, "created_at": NOW},
             )

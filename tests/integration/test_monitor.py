@@ -366,14 +366,12 @@ def test_each_cycle_is_recorded_for_the_watchdog(runs, make_monitor):
 
 
 def test_an_expired_lease_is_taken_over(runs, webhook, make_monitor):
-    from cleanup_core import repository
+    from cleanup_core.storage import monitor
 
     runs.add("Assam Tenders", started_at=ago(hours=30))
     crashed, healthy = make_monitor(webhook.url), make_monitor(webhook.url)
     with crashed.service.db.write() as conn:  # a monitor that died holding the lease
-        assert repository.take_lease(
-            conn, "monitor", crashed.holder, NOW, NOW + timedelta(minutes=30)
-        )
+        assert monitor.take_lease(conn, "monitor", crashed.holder, NOW, NOW + timedelta(minutes=30))
     assert cycle(healthy, minutes=5).outcome == "skipped"
     assert cycle(healthy, minutes=31).outcome == "ok"
     assert len(webhook.posts) == 1

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from cleanup_core import repository
 from cleanup_core.models import Run, RunEvent
+from cleanup_core.storage import events, runs, tenders
 
 
 def plan(conn: Any, statement: Any) -> str:
@@ -34,7 +34,7 @@ def conn(service, runs):
 
 
 def running_of_portal() -> Any:
-    return repository._RUNNING_OF_PORTAL.params(portal="Portal 1")
+    return runs.running_query("Portal 1")
 
 
 @pytest.mark.parametrize(
@@ -47,28 +47,28 @@ def running_of_portal() -> Any:
         ),
         (
             "scan: every running run",
-            lambda: repository._RUNNING,
+            lambda: runs.running_query(),
             ("ix_runs_running_portal", "ix_runs_status"),
         ),
         (
             "portals page: each portal's newest run",
-            lambda: select(
-                Run.__table__.c.portal_name, repository.func.max(Run.__table__.c.id)
-            ).group_by(Run.__table__.c.portal_name),
+            lambda: select(Run.__table__.c.portal_name, func.max(Run.__table__.c.id)).group_by(
+                Run.__table__.c.portal_name
+            ),
             "ix_runs_portal_id",
         ),
         (
             "history of one run (its current incarnation)",
             lambda: (
                 select(RunEvent.__table__)
-                .where(repository.events_filter(run_id=5))
+                .where(events.events_filter(run_id=5))
                 .order_by(RunEvent.__table__.c.id.desc())
             ),
             "ix_run_events_run_id",
         ),
         (
             "stored tenders of the runs that would otherwise be dead",
-            lambda: repository.stored_tenders_query([3, 5, 7]),
+            lambda: tenders.stored_tenders_query([3, 5, 7]),
             "ix_tenders_run_id",
         ),
         (

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, text
 
-from cleanup_core import CLEANED, CleanupService, RunState, load_demo, repository, track_run
+from cleanup_core import CLEANED, CleanupService, RunState, load_demo, track_run
 from cleanup_core.db import Database
 from cleanup_core.models import Tender
 from cleanup_core.reports import event_rows, run_detail
+from cleanup_core.storage import runs as stored_runs
 from tests.conftest import NOW, ago
 
 PORTAL = "Assam Tenders"
@@ -131,7 +132,7 @@ def test_a_resumed_run_knows_only_its_own_stored_tenders(service, runs, deleted)
 def test_the_update_ignores_a_deleted_runs_tenders(service, runs, deleted):
     new = reuse(runs, deleted)
     with service.db.write() as conn:
-        cleaned = repository.mark_cleaned(
+        cleaned = stored_runs.mark_cleaned(
             conn, [new], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
         )
     assert cleaned == [new]
@@ -271,7 +272,7 @@ def test_the_updates_check_of_stored_tenders_is_per_run(service, runs):
     assert service.delete_runs([other], confirm=True) == 1
     reuse(runs, other)
     with service.db.write() as conn:
-        cleaned = repository.mark_cleaned(
+        cleaned = stored_runs.mark_cleaned(
             conn, [crashed], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
         )
     assert cleaned == []

@@ -15,8 +15,11 @@ from cleanup_core import (
     RunState,
 )
 from cleanup_core.checkpoints import write_checkpoint
-from cleanup_core.models import Tender
+from cleanup_core.models import Run, Tender
+from cleanup_core.service import BATCH_SIZE, CleanupInterrupted
+from cleanup_core.storage import runs as stored_runs
 from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.vocabulary import NotReverted
 from tests.conftest import NOW, TZ, ago
 
 
@@ -158,12 +161,10 @@ def test_a_checkpoint_written_since_the_scan_keeps_the_run(service, runs, fleet)
 
 def test_the_update_itself_rechecks_progress_and_heartbeat(service, runs, fleet):
     """Compare-and-set in SQL: even given stale facts, the UPDATE refuses a changed row."""
-    from cleanup_core import repository
-
     runs.update(fleet["dead"], extracted_total_tenders=5)
     runs.update(fleet["dead_null"], last_heartbeat_at=ago(minutes=1))
     with service.db.write() as conn:
-        cleaned = repository.mark_cleaned(
+        cleaned = stored_runs.mark_cleaned(
             conn,
             [fleet["dead"], fleet["dead_null"], fleet["completed"]],
             heartbeat_cutoff=ago(minutes=30),
@@ -210,6 +211,68 @@ def test_revert_refuses_what_it_cannot_revert(service, runs, fleet):
     runs.update(fleet["dead"], status="completed")  # someone changed it since
     assert service.revert_cleanup(fleet["dead"]) is False
     assert runs.get(fleet["dead"])["status"] == "completed"
+
+
+def test_revert_says_why_it_cannot_revert(service, runs, fleet):
+    """One transaction decides, and the result says why: nothing for a caller to look up."""
+    why = {
+        "unknown": service.revert(987654).why_not,
+        "never cleaned": service.revert(fleet["dead"]).why_not,
+    }
+    assert service.cleanup_run(fleet["dead"], now=NOW)
+    assert service.revert(fleet["dead"]).reverted
+    why["already reverted"] = service.revert(fleet["dead"]).why_not
+    assert service.cleanup_run(fleet["dead_null"], now=NOW)
+    runs.update(fleet["dead_null"], status="completed")
+    changed = service.revert(fleet["dead_null"])
+    assert why == {
+        "unknown": NotReverted.NO_SUCH_RUN,
+        "never cleaned": NotReverted.NEVER_CLEANED,
+        "already reverted": NotReverted.ALREADY_REVERTED,
+    }
+    assert (changed.reverted, changed.why_not, changed.status) == (
+        False,
+        NotReverted.CHANGED_SINCE,
+        "completed",
+    )
+    assert "'completed'" in changed.message
+    assert [e.action for e in events(service, fleet["dead_null"])] == ["cleanup"]
+
+
+def _dead_runs(service, count):
+    """``count`` dead runs of one portal, written in one statement."""
+    rows = [{"portal_name": "Bulk", "status": "running", "started_at": ago(hours=30)}] * count
+    with service.db.write() as conn:
+        conn.execute(insert(Run.__table__), rows)
+    return [v.run_id for v in service.scan(now=NOW).dead]
+
+
+def test_a_large_clean_up_goes_in_batches_and_reports_progress(service, runs):
+    ids = _dead_runs(service, BATCH_SIZE * 2 + 17)
+    seen = []
+    result = service.cleanup_runs(
+        ids, now=NOW, progress=lambda done, total: seen.append((done, total))
+    )
+    total = len(ids)
+    assert seen == [(BATCH_SIZE, total), (2 * BATCH_SIZE, total), (total, total)]
+    assert result.cleaned == tuple(ids)
+    assert runs.count("run_events", "action = 'cleanup'") == total
+
+
+def test_an_interrupted_clean_up_keeps_whole_batches_and_says_how_many(service, runs):
+    ids = _dead_runs(service, BATCH_SIZE * 3)
+
+    def interrupt_after_the_first(done, total):
+        if done == BATCH_SIZE:
+            raise KeyboardInterrupt
+
+    with pytest.raises(CleanupInterrupted) as interrupted:
+        service.cleanup_runs(ids, now=NOW, progress=interrupt_after_the_first)
+    assert interrupted.value.result.cleaned == tuple(ids[:BATCH_SIZE])
+    assert f"{BATCH_SIZE} runs were cleaned" in str(interrupted.value)
+    assert runs.count("runs", f"status = '{CLEANED}'") == BATCH_SIZE
+    assert runs.count("run_events", "action = 'cleanup'") == BATCH_SIZE
+    assert runs.count("runs", "status = 'running'") == 2 * BATCH_SIZE
 
 
 def test_delete_needs_confirmation_and_refuses_running_runs(service, runs, fleet):
@@ -369,8 +432,6 @@ def test_naive_timestamps_are_read_in_the_configured_zone(service, runs):
 
 
 def test_the_update_treats_a_released_run_as_having_no_live_worker(service, runs):
-    from cleanup_core import repository
-
     run_id = runs.add(
         started_at=ago(hours=30), last_heartbeat_at=ago(minutes=2), released_at=ago(minutes=1)
     )
@@ -380,7 +441,7 @@ def test_the_update_treats_a_released_run_as_having_no_live_worker(service, runs
         run_id, status="running", last_heartbeat_at=ago(minutes=1), released_at=ago(minutes=2)
     )  # re-claimed by a worker after the release
     with service.db.write() as conn:
-        cleaned = repository.mark_cleaned(
+        cleaned = stored_runs.mark_cleaned(
             conn, [run_id], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
         )
     assert cleaned == []

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, text
 
-from cleanup_core import CLEANED, Action, RunState, repository, track_run
+from cleanup_core import CLEANED, Action, RunState, track_run
 from cleanup_core.models import Tender
 from cleanup_core.reports import run_detail, runs_page
+from cleanup_core.storage import runs as stored_runs
 from tests.conftest import NOW, ago
 
 PORTAL = "Assam Tenders"
@@ -94,13 +95,13 @@ def test_the_update_itself_refuses_a_run_with_stored_tenders(service, runs):
     without = runs.add(PORTAL, started_at=ago(hours=30))
     store_tenders(service, with_tenders, 2)
     with service.db.write() as conn:
-        cleaned = repository.mark_cleaned(
+        cleaned = stored_runs.mark_cleaned(
             conn, [with_tenders, without], heartbeat_cutoff=ago(minutes=30), completed_at=NOW
         )
     assert cleaned == [without]
     assert runs.get(with_tenders)["status"] == "running"
     with service.db.write() as conn:
-        forced = repository.mark_cleaned(
+        forced = stored_runs.mark_cleaned(
             conn,
             [with_tenders],
             heartbeat_cutoff=ago(minutes=30),

@@ -25,8 +25,9 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import insert, text
 
-from cleanup_core import CleanupService, load_demo, repository
+from cleanup_core import CleanupService, load_demo
 from cleanup_core.models import Run, Tender
+from cleanup_core.storage import tenders
 from tests.conftest import NOW
 
 LEGACY_PORTAL = "Legacy Portal"
@@ -212,7 +213,7 @@ class RunIdReuse(RuleBasedStateMachine):
     def a_run_id_links_only_its_current_incarnations_rows(self) -> None:
         judged = {i for i in self.live if i not in self.tainted}
         with self.service.db.read() as conn:
-            counts = repository.stored_tender_counts(conn, sorted(judged))
+            counts = tenders.stored_tender_counts(conn, sorted(judged))
         assert counts is not None
         everything = {e.id: e for e in self.service.history(limit=1000).events}
         for run_id in judged:

@@ -1,6 +1,6 @@
 """Soak: 20 scrapers, two pre-scrape starters and two cleaners, each its own process, on one
 database for a bounded time; then the audit trail, the rows and every process's journal are
-checked against the safety invariants (DESIGN.md section 6).
+checked against the safety invariants (docs/architecture.md, "Safety invariants").
 
 Heartbeats every 0.2 s, a heartbeat older than 3 s is lost, and the age threshold is 3.6 s, so in
 15 s runs are claimed, resumed, crash, die and get cleaned many times over. Scrapers crash hard

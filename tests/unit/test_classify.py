@@ -1,4 +1,5 @@
-"""The classification rules of DESIGN.md section 4, case by case, and their invariants."""
+"""The classification rules (docs/architecture.md, "State rules"), case by case, and their
+invariants."""
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -1,0 +1,127 @@
+"""The tool's closed sets of words, one ``StrEnum`` each.
+
+A member is its string (``RunStatus.RUNNING == "running"``), so the database, JSON output and
+the audit trail keep exactly the values they had; code names the member instead of spelling
+the string. Pure: importing this pulls in nothing else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """What the ``runs.status`` column holds (a legacy row may hold anything else too)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CLEANED = "Timeout - Auto-cleaned"
+
+
+class RunState(StrEnum):
+    """How a running run is judged (``classify``)."""
+
+    ALIVE = "alive"
+    YOUNG = "young"
+    RESUMABLE = "resumable"
+    DEAD = "dead"
+    ATTENTION = "attention"
+
+
+class Action(StrEnum):
+    """What the pre-scrape check tells a scraper to do."""
+
+    START = "start"
+    RESUME = "resume"
+    CLEANUP = "cleanup"
+    WAIT = "wait"
+
+
+ACTION_FOR_STATE = {
+    RunState.ALIVE: Action.WAIT,
+    RunState.YOUNG: Action.WAIT,
+    RunState.RESUMABLE: Action.RESUME,
+    RunState.DEAD: Action.CLEANUP,
+    RunState.ATTENTION: Action.WAIT,
+}
+
+
+class AuditAction(StrEnum):
+    """What an audit event (``run_events.action``) records."""
+
+    CLEANUP = "cleanup"  # a person, the CLI or the monitor cleaned a run
+    REVERT = "revert"  # a clean-up was undone
+    DELETE = "delete"  # a person deleted the run record (tenders kept)
+    START = "start"  # a worker started a new run
+    RESUME = "resume"  # a worker took over a resumable run
+    COMPLETE = "complete"  # the worker finished the run
+    FAIL = "fail"  # the worker's scrape went wrong
+    RELEASE = "release"  # the worker let go of the run (Ctrl-C, SIGTERM)
+    RESUME_LAUNCHED = "resume_launched"  # the dashboard or CLI started the resume_command
+    START_LAUNCHED = "start_launched"  # the dashboard or CLI started the start_command
+
+
+class NotReverted(StrEnum):
+    """Why a clean-up could not be reverted."""
+
+    NO_SUCH_RUN = "no_such_run"
+    NEVER_CLEANED = "never_cleaned"
+    ALREADY_REVERTED = "already_reverted"  # its latest clean-up was reverted already
+    CHANGED_SINCE = "changed_since"  # its status is no longer what the clean-up left
+
+
+class Rule(StrEnum):
+    """Every rule ``classify`` can fire; a verdict's reasons name them."""
+
+    HEARTBEAT_FRESH = "heartbeat_fresh"
+    HEARTBEAT_LOST = "heartbeat_lost"
+    HEARTBEAT_UNREADABLE = "heartbeat_unreadable"
+    RELEASED = "released"
+    PROGRESS = "progress"
+    NO_PROGRESS = "no_progress"
+    COUNTERS_UNREADABLE = "counters_unreadable"
+    TENDERS_STORED = "tenders_stored"
+    NO_TENDERS_STORED = "no_tenders_stored"
+    CHECKPOINT_UNREADABLE = "checkpoint_unreadable"
+    CHECKPOINT_OTHER_RUN = "checkpoint_other_run"
+    CHECKPOINT_DATA = "checkpoint_data"
+    CHECKPOINT_EMPTY = "checkpoint_empty"
+    NO_CHECKPOINT = "no_checkpoint"
+    START_UNKNOWN = "start_unknown"
+    START_IN_FUTURE = "start_in_future"
+    YOUNG = "young"
+    OLD = "old"
+    PORTAL_EXCLUDED = "portal_excluded"
+
+
+class ProblemKind(StrEnum):
+    """What the monitor reports a running run as, in the order a notice lists them."""
+
+    DEAD = "dead"
+    STALLED = "stalled"
+    ATTENTION = "attention"
+    RESUMABLE = "resumable"
+
+
+class ProblemChange(StrEnum):
+    """How a problem changed since the monitor's last report."""
+
+    NEW = "new"
+    REMINDER = "reminder"
+    RECOVERED = "recovered"
+
+
+class CycleOutcome(StrEnum):
+    """How a monitoring cycle went (``monitor_cycles.outcome``)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"  # another process held the lease, or a cycle ran just now
+    ERROR = "error"
+
+
+class Role(StrEnum):
+    """What a dashboard account may do."""
+
+    ADMIN = "admin"  # may change runs
+    VIEWER = "viewer"  # may only look
