@@ -59,8 +59,33 @@ async def monitor_in_dashboard() -> None:
         stop.set()
 
 
+# Toasts go where no button is, and can be closed; they go by themselves after a few seconds
+# unless a handler asks for longer. On a laptop: top centre, under the header, over the middle
+# columns of a table (data, no links or buttons). On a phone (sonner's own limit, 600 px) a table's
+# action column is on the right and a page's own buttons at its top, so: bottom left, kept clear of
+# the action column (assets/dashboard.css), with room under each page to scroll past it. Chosen
+# once, when the page loads.
+TOAST_POSITION: rx.Var[str] = rx.Var(
+    _js_expr='(typeof window !== "undefined" && window.matchMedia("(max-width: 600px)").matches)'
+    ' ? "bottom-left" : "top-center"',
+    _var_type=str,
+)
+
 log_to_stderr()
-app = rx.App(api_transformer=api)  # /metrics, when metrics_enabled
+app = rx.App(
+    api_transformer=api,  # /metrics, when metrics_enabled
+    stylesheets=["/dashboard.css"],
+    # A plain <script> in the page's HTML: rx.script would add it later through react-helmet,
+    # which does not always run it.
+    head_components=[rx.el.script(src="/dashboard.js")],
+    toaster=rx.toast.provider(
+        position=TOAST_POSITION,
+        offset="64px",  # from the top: under the header
+        close_button=True,
+        toast_options=rx.toast.options(duration=5000),
+        custom_attrs={"mobileOffset": {"left": "8px", "right": "10em", "bottom": "8px"}},
+    ),
+)
 app.register_lifespan_task(monitor_in_dashboard)
 app.add_page(login_page, route=routes.LOGIN, title="Log in", on_load=LoginState.open_page)
 app.add_page(overview_page, route=routes.OVERVIEW, title="Overview", on_load=OverviewState.load)

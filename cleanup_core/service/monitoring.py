@@ -94,7 +94,12 @@ class MonitorStatus:
 
     def describe(self, tz: tzinfo) -> str:
         if self.never_ran:
-            return "The monitor has never run."
+            return (
+                "The monitor has never run. It checks the runs on a schedule and sends an alert "
+                "when runs die or get stuck (it cleans nothing unless monitor_auto_clean is set). "
+                'Start it with "python -m cleanup_core watch" (or "watch --once" from cron), or '
+                "set monitor_in_dashboard = true to run it inside the dashboard."
+            )
         last = self.last_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.last_check else "?"
         nxt = self.next_check.astimezone(tz).strftime("%Y-%m-%d %H:%M") if self.next_check else "?"
         late = " - LATE: the monitor has not run since; is it still running?" if self.late else ""

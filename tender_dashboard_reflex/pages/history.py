@@ -9,8 +9,10 @@ from cleanup_core.reports import EventRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
+    actions_cell,
     clipped,
     data_table,
+    dialog,
     dialog_footer,
     headers,
     labelled,
@@ -20,7 +22,7 @@ from tender_dashboard_reflex.components.layout import (
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
 
-COLUMNS = ("Event", "When", "Run", "Portal", "Action", "By", "Status change", "Details", "")
+COLUMNS = ("Event", "When", "Run", "Portal", "Action", "By", "Status change", "Details")
 
 
 def history_row(event: ObjectVar[EventRow]) -> rx.Component:
@@ -40,13 +42,13 @@ def history_row(event: ObjectVar[EventRow]) -> rx.Component:
             )
         ),
         rx.table.cell(clipped(event.portal_name)),
-        rx.table.cell(rx.badge(event.action)),
+        rx.table.cell(rx.badge(event.action, high_contrast=True)),
         rx.table.cell(clipped(event.actor, "12em", size="1")),
         rx.table.cell(rx.text(event.from_status, " → ", event.to_status, size="1")),
         rx.table.cell(
             rx.text(event.summary, size="1", **WRAP_ANYWHERE), min_width="16em", max_width="28em"
         ),
-        rx.table.cell(
+        actions_cell(
             rx.cond(
                 AuthState.is_admin & event.revertible,
                 rx.button(
@@ -64,24 +66,18 @@ def history_row(event: ObjectVar[EventRow]) -> rx.Component:
 
 
 def revert_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(
-                "Revert the clean-up of run ", HistoryState.revert_run_id.to_string(), "?"
-            ),
-            rx.alert_dialog.description(
-                "The run gets back the status and completed time it had before the clean-up "
-                "(usually 'running'), and the revert is recorded in the history."
-            ),
-            dialog_footer(
-                HistoryState.close_revert_dialog,
-                "revert-cancel",
-                rx.alert_dialog.action(
-                    rx.button("Confirm", on_click=HistoryState.confirm_revert, id="revert-confirm")
-                ),
-            ),
+    return dialog(
+        rx.dialog.title("Revert the clean-up of run ", HistoryState.revert_run_id.to_string(), "?"),
+        rx.dialog.description(
+            "The run gets back the status and completed time it had before the clean-up "
+            "(usually 'running'), and the revert is recorded in the history."
+        ),
+        dialog_footer(
+            "revert-cancel",
+            rx.button("Confirm", on_click=HistoryState.confirm_revert, id="revert-confirm"),
         ),
         open=HistoryState.revert_dialog_open,
+        on_close=HistoryState.close_revert_dialog,
     )
 
 
@@ -97,6 +93,7 @@ def history_page() -> rx.Component:
                     on_change=HistoryState.set_portal_filter,
                     id="history-portal",
                 ),
+                "history-portal",
             ),
             labelled(
                 "Action",
@@ -106,19 +103,24 @@ def history_page() -> rx.Component:
                     on_change=HistoryState.set_action_filter,
                     id="history-action",
                 ),
+                "history-action",
             ),
-            rx.input(
-                placeholder="Run id",
-                value=HistoryState.run_filter,
-                on_change=HistoryState.set_run_filter.debounce(400),
-                width="8em",
-                id="history-run",
+            labelled(
+                "Run",
+                rx.input(
+                    placeholder="any id",
+                    value=HistoryState.run_filter,
+                    on_change=HistoryState.set_run_filter.debounce(400),
+                    width="8em",
+                    id="history-run",
+                ),
+                "history-run",
             ),
             wrap="wrap",
             spacing="2",
         ),
         data_table(
-            headers(*COLUMNS),
+            headers(*COLUMNS, actions=True),
             HistoryState.events,
             history_row,
             table_id="history-table",
@@ -142,4 +144,5 @@ def history_page() -> rx.Component:
             width="100%",
         ),
         revert_dialog(),
+        current=routes.HISTORY,
     )

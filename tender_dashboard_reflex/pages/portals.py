@@ -9,6 +9,7 @@ from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
+    actions_cell,
     auto_refresh,
     clipped,
     data_table,
@@ -20,7 +21,7 @@ from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.portals import PortalsState
 
 VERDICT_COLOURS = {"start": "grass", "resume": "amber", "cleanup": "red", "wait": "blue"}
-COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason", "")
+COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason")
 
 
 def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
@@ -76,10 +77,10 @@ def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
             rx.match(
                 row.action,
                 *(
-                    (name, rx.badge(name, color_scheme=colour))
+                    (name, rx.badge(name, color_scheme=colour, high_contrast=True))
                     for name, colour in VERDICT_COLOURS.items()
                 ),
-                rx.badge(row.action),
+                rx.badge(row.action, high_contrast=True),
             )
         ),
         rx.table.cell(
@@ -98,7 +99,7 @@ def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
             min_width="18em",
             max_width="32em",
         ),
-        rx.table.cell(action_button(row)),
+        actions_cell(action_button(row)),
         id="portal-row-" + row.last_run_id.to_string(),
     )
 
@@ -113,13 +114,14 @@ def portals_page() -> rx.Component:
             color_scheme="gray",
         ),
         data_table(
-            headers(*COLUMNS),
+            headers(*COLUMNS, actions=True),
             PortalsState.rows,
             portal_row,
             table_id="portals-table",
             empty="No portals yet: no runs were recorded.",
             empty_id="portals-empty",
         ),
+        current=routes.PORTALS,
         actions=auto_refresh(
             PortalsState.auto_refresh, PortalsState.refresh, PortalsState.set_auto_refresh
         ),

@@ -39,13 +39,25 @@ COLUMNS = (
 
 
 def header_cell(label: str, column: str) -> rx.Component:
+    """A column header; a sortable one is a button (reached with Tab, pressed with Enter) and
+    tells a screen reader how the list is sorted (``aria-sort``)."""
     if not column:
         return rx.table.column_header_cell(label)
-    arrow = rx.cond(RunsState.sort == column, rx.cond(RunsState.descending, " ↓", " ↑"), "")
+    active = RunsState.sort == column
     return rx.table.column_header_cell(
-        rx.text(
-            label, arrow, cursor="pointer", on_click=RunsState.sort_by(column), id=f"sort-{column}"
+        rx.el.button(
+            label,
+            rx.text.span(
+                rx.cond(active, rx.cond(RunsState.descending, " ↓", " ↑"), " ↕"),
+                color=rx.cond(active, "inherit", rx.color("gray", 10)),
+                aria_hidden="true",
+            ),
+            on_click=RunsState.sort_by(column),
+            type="button",
+            class_name="sort-button",
+            id=f"sort-{column}",
         ),
+        aria_sort=rx.cond(active, rx.cond(RunsState.descending, "descending", "ascending"), "none"),
     )
 
 
@@ -79,6 +91,7 @@ def filters() -> rx.Component:
                 on_change=RunsState.set_status_filter,
                 id="filter-status",
             ),
+            "filter-status",
         ),
         labelled(
             "Portal",
@@ -88,13 +101,15 @@ def filters() -> rx.Component:
                 on_change=RunsState.set_portal_filter,
                 id="filter-portal",
             ),
+            "filter-portal",
         ),
         rx.input(
-            rx.input.slot(rx.icon("search", size=14)),
+            rx.input.slot(rx.icon("search", size=14, aria_hidden="true")),
             placeholder="Search portal, status, worker or id",
             value=RunsState.search,
             on_change=RunsState.set_search.debounce(400),
-            width="20em",
+            width=rx.breakpoints(initial="100%", sm="20em"),
+            aria_label="Search runs",
             id="search",
         ),
         wrap="wrap",
@@ -116,12 +131,16 @@ def pager() -> rx.Component:
         ),
         rx.hstack(
             page_buttons(RunsState.page, RunsState.page_count, RunsState.go_to_page, "page"),
-            rx.select(
-                [str(size) for size in PAGE_SIZES],
-                value=RunsState.page_size.to_string(),
-                on_change=RunsState.set_page_size,
-                size="1",
-                id="page-size",
+            labelled(
+                "Per page",
+                rx.select(
+                    [str(size) for size in PAGE_SIZES],
+                    value=RunsState.page_size.to_string(),
+                    on_change=RunsState.set_page_size,
+                    size="1",
+                    id="page-size",
+                ),
+                "page-size",
             ),
             spacing="2",
             align="center",
@@ -147,6 +166,7 @@ def runs_page_view() -> rx.Component:
             empty_id="runs-empty",
         ),
         pager(),
+        current=routes.RUNS,
         actions=auto_refresh(RunsState.auto_refresh, RunsState.refresh, RunsState.set_auto_refresh),
     )
 
@@ -161,7 +181,7 @@ def field(label: str, value: rx.Var | str, element_id: str) -> rx.Component:
 def event_row(event: ObjectVar[EventRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.created_at, white_space="nowrap"),
-        rx.table.cell(rx.badge(event.action)),
+        rx.table.cell(rx.badge(event.action, high_contrast=True)),
         rx.table.cell(clipped(event.actor)),
         rx.table.cell(event.from_status, " → ", event.to_status),
         rx.table.cell(rx.text(event.summary, size="1", **WRAP_ANYWHERE)),
@@ -172,8 +192,16 @@ def run_detail_page() -> rx.Component:
     # The run's ObjectVar. (mypy resolves a dataclass var to Field.__get__'s sequence
     # overload, solving its element type as Never; pyright and the running app do not.)
     run = cast("ObjectVar[RunRow]", RunDetailState.run)
-    return page(
+    title = rx.heading(
         "Run",
+        rx.cond(RunDetailState.found, f" {run.id} · {run.portal_name}", ""),
+        size="6",
+        id="page-title",
+        **WRAP_ANYWHERE,
+    )
+    return page(
+        title,
+        rx.link("← All runs", href=routes.RUNS, size="2", id="back-to-runs"),
         rx.cond(
             RunDetailState.found,
             rx.vstack(
@@ -206,7 +234,7 @@ def run_detail_page() -> rx.Component:
                 rx.cond(
                     RunDetailState.reasons.length() > 0,
                     rx.card(
-                        rx.heading("Why it is judged ", run.state, size="3"),
+                        rx.heading("Why it is judged ", run.state, size="3", as_="h2"),
                         rx.unordered_list(
                             rx.foreach(RunDetailState.reasons, rx.list_item),
                             id="detail-reasons",
@@ -216,7 +244,7 @@ def run_detail_page() -> rx.Component:
                     ),
                 ),
                 rx.card(
-                    rx.heading("Audit events", size="3"),
+                    rx.heading("Audit events", size="3", as_="h2"),
                     data_table(
                         headers("When", "Action", "By", "Status", "Details"),
                         RunDetailState.events,
@@ -232,4 +260,5 @@ def run_detail_page() -> rx.Component:
             ),
             rx.text("No such run.", id="detail-missing"),
         ),
+        current=routes.RUNS,
     )

@@ -8,11 +8,15 @@ from typing import Any
 import reflex as rx
 from reflex.vars import ArrayVar, NumberVar, ObjectVar
 
+from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
+    action_buttons,
+    actions_cell,
     auto_refresh,
     clipped,
     data_table,
+    dialog,
     dialog_footer,
     headers,
     page,
@@ -31,14 +35,15 @@ COLUMNS = (
     "Checkpoint",
     "Heartbeat",
     "Reasons",
-    "",
 )
 
 
 def threshold_control() -> rx.Component:
     return rx.vstack(
         rx.hstack(
-            rx.text("Age threshold", weight="medium", size="2"),
+            rx.el.label(
+                rx.text("Age threshold", weight="medium", size="2"), html_for="threshold-input"
+            ),
             rx.input(
                 value=StuckState.threshold_text,
                 placeholder=StuckState.default_threshold.to_string() + " (default)",
@@ -85,7 +90,7 @@ def threshold_control() -> rx.Component:
 
 def run_cells(row: ObjectVar[StuckRow]) -> list[rx.Component]:
     return [
-        rx.table.cell(rx.link(row.id, href="/run?id=" + row.id.to_string())),
+        rx.table.cell(rx.link(row.id, href=routes.RUN + "?id=" + row.id.to_string())),
         rx.table.cell(clipped(row.portal, "12em", id="stuck-portal-" + row.id.to_string())),
         rx.table.cell(state_badge(row.state)),
         rx.table.cell(row.age, white_space="nowrap"),
@@ -103,7 +108,13 @@ def table_row(row: ObjectVar[StuckRow], table: str, *admin_buttons: rx.Component
     """A run's cells, then the actions an admin may take on it (viewers see none)."""
     return rx.table.row(
         *run_cells(row),
-        rx.table.cell(rx.cond(AuthState.is_admin, rx.hstack(*admin_buttons, spacing="2"))),
+        actions_cell(
+            rx.cond(
+                AuthState.is_admin,
+                action_buttons(*admin_buttons),
+                rx.text("view only", size="1", color_scheme="gray"),
+            )
+        ),
         id=f"{table}-row-" + row.id.to_string(),
     )
 
@@ -176,7 +187,9 @@ def runs_table(
                     id=f"{table_id}-truncated",
                 ),
             ),
-            data_table(headers(*COLUMNS), rows, render, table_id=table_id, empty=empty),
+            data_table(
+                headers(*COLUMNS, actions=True), rows, render, table_id=table_id, empty=empty
+            ),
             spacing="2",
             width="100%",
         ),
@@ -195,115 +208,120 @@ def preview_row(row: ObjectVar[StuckRow]) -> rx.Component:
 
 
 def clean_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Clean stuck runs?"),
-            rx.alert_dialog.description(
-                rx.text(
-                    "These ",
-                    rx.text.strong(StuckState.preview_total, id="clean-preview-total"),
-                    " dead runs will be marked 'Timeout - Auto-cleaned' (nothing is deleted; "
-                    "each can be reverted from History). A run that makes progress or sends a "
-                    "heartbeat before you confirm is left alone.",
-                ),
+    return dialog(
+        rx.dialog.title("Clean stuck runs?"),
+        rx.dialog.description(
+            "These ",
+            rx.text.strong(StuckState.preview_total, id="clean-preview-total"),
+            " dead runs will be marked 'Timeout - Auto-cleaned' (nothing is deleted; each can "
+            "be reverted from History). A run that makes progress or sends a heartbeat before "
+            "you confirm is left alone.",
+        ),
+        rx.cond(
+            StuckState.low_threshold,
+            rx.callout(
+                "The threshold is below 12 hours.",
+                icon="triangle_alert",
+                color_scheme="orange",
+                margin_y="0.5em",
             ),
-            rx.cond(
-                StuckState.low_threshold,
-                rx.callout(
-                    "The threshold is below 12 hours.",
-                    icon="triangle_alert",
-                    color_scheme="orange",
-                    margin_y="0.5em",
+        ),
+        rx.cond(
+            StuckState.preview_by_portal.length() > 1,
+            rx.flex(
+                rx.foreach(
+                    StuckState.preview_by_portal,
+                    lambda p: rx.badge(p["portal"], ": ", p["runs"], variant="outline"),
                 ),
+                wrap="wrap",
+                spacing="1",
+                margin_top="0.5em",
+                id="clean-preview-portals",
             ),
-            rx.cond(
-                StuckState.preview_by_portal.length() > 1,
-                rx.flex(
-                    rx.foreach(
-                        StuckState.preview_by_portal,
-                        lambda p: rx.badge(p["portal"], ": ", p["runs"], variant="outline"),
-                    ),
-                    wrap="wrap",
-                    spacing="1",
-                    margin_top="0.5em",
-                    id="clean-preview-portals",
-                ),
+        ),
+        rx.cond(
+            StuckState.preview_total > StuckState.preview.length(),
+            rx.text(
+                "Listed below: the oldest ",
+                StuckState.preview.length(),
+                " of them.",
+                size="2",
+                margin_top="0.5em",
             ),
-            rx.cond(
-                StuckState.preview_total > StuckState.preview.length(),
-                rx.text(
-                    "Listed below: the oldest ",
-                    StuckState.preview.length(),
-                    " of them.",
-                    size="2",
-                    margin_top="0.5em",
-                ),
-            ),
-            rx.scroll_area(
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            *(
-                                rx.table.column_header_cell(c)
-                                for c in ("Id", "Portal", "Age", "Why dead")
-                            )
+        ),
+        # A plain scrolling box a keyboard can reach (tab stop, named), not a Radix ScrollArea.
+        rx.box(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *(
+                            rx.table.column_header_cell(c)
+                            for c in ("Id", "Portal", "Age", "Why dead")
                         )
-                    ),
-                    rx.table.body(rx.foreach(StuckState.preview, preview_row)),
-                    size="1",
-                    id="clean-preview",
+                    )
                 ),
-                max_height="40vh",
-                margin_y="0.75em",
+                rx.table.body(rx.foreach(StuckState.preview, preview_row)),
+                size="1",
+                id="clean-preview",
             ),
-            dialog_footer(
-                StuckState.close_clean_dialog,
-                "clean-cancel",
-                rx.alert_dialog.action(
-                    rx.button(
-                        "Confirm",
-                        color_scheme="red",
-                        on_click=StuckState.confirm_clean,
-                        disabled=StuckState.preview_total == 0,
-                        id="clean-confirm",
-                    ),
-                ),
+            overflow_y="auto",
+            max_height="40vh",
+            margin_y="0.75em",
+            tab_index=0,
+            role="region",
+            aria_label="Runs to clean",
+        ),
+        dialog_footer(
+            "clean-cancel",
+            rx.button(
+                "Confirm",
+                color_scheme="red",
+                on_click=StuckState.confirm_clean,
+                disabled=StuckState.preview_total == 0,
+                id="clean-confirm",
             ),
-            max_width="56em",
         ),
         open=StuckState.clean_dialog_open,
+        on_close=StuckState.close_clean_dialog,
+        max_width="56em",
     )
 
 
 def force_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Force clean-up of run " + StuckState.force_run_id.to_string()),
-            rx.alert_dialog.description(
-                "This run is not dead: it made progress, left a checkpoint, or cannot be judged "
-                "safely. Forcing marks it 'Timeout - Auto-cleaned' so it will not be resumed "
-                "(a run with a live heartbeat is never cut off). Type the run id to confirm."
-            ),
-            rx.input(
-                value=StuckState.force_typed,
-                on_change=StuckState.set_force_typed,
-                placeholder=StuckState.force_run_id.to_string(),
-                margin_y="0.75em",
-                id="force-typed",
-            ),
-            dialog_footer(
-                StuckState.close_force_dialog,
-                "force-cancel",
-                rx.button(
-                    "Confirm",
-                    color_scheme="red",
-                    on_click=StuckState.confirm_force,
-                    disabled=StuckState.force_typed != StuckState.force_run_id.to_string(),
-                    id="force-confirm",
-                ),
+    run_id = StuckState.force_run_id.to_string()
+    return dialog(
+        rx.dialog.title("Force clean-up of run " + run_id),
+        rx.dialog.description(
+            "This run is not dead: it made progress, left a checkpoint, or cannot be judged "
+            "safely. Forcing marks it 'Timeout - Auto-cleaned' so it will not be resumed "
+            "(a run with a live heartbeat is never cut off)."
+        ),
+        rx.el.label(
+            rx.text("Type the run id, ", rx.text.strong(run_id), ", to confirm", size="2"),
+            html_for="force-typed",
+            display="block",
+            margin_top="0.75em",
+        ),
+        rx.input(
+            value=StuckState.force_typed,
+            on_change=StuckState.set_force_typed,
+            auto_complete="off",
+            input_mode="numeric",
+            margin_top="0.4em",
+            id="force-typed",
+        ),
+        dialog_footer(
+            "force-cancel",
+            rx.button(
+                "Confirm",
+                color_scheme="red",
+                on_click=StuckState.confirm_force,
+                disabled=StuckState.force_typed != run_id,
+                id="force-confirm",
             ),
         ),
         open=StuckState.force_dialog_open,
+        on_close=StuckState.close_force_dialog,
     )
 
 
@@ -390,5 +408,6 @@ def stuck_page() -> rx.Component:
         ),
         clean_dialog(),
         force_dialog(),
+        current=routes.STUCK,
         actions=actions,
     )

@@ -303,6 +303,9 @@ def test_status_counts_and_fail_if_dead(invoke, fleet):
     result = invoke("status")
     assert result.exit_code == 0
     assert "Dead runs: 2" in result.output and "Resumable runs: 1" in result.output
+    words = " ".join(result.output.split())  # however the console wrapped the lines
+    assert "The monitor has never run." in words
+    assert 'Start it with "python -m cleanup_core watch"' in words  # says how to start it
     assert invoke("status", "--fail-if-dead").exit_code == 3
     data = json.loads(invoke("status", "--json").stdout)
     assert (data["dead_count"], data["resumable_count"], data["running_count"]) == (2, 1, 5)

@@ -1178,7 +1178,9 @@ def test_overview_shows_the_watchdog(dash: Dash, fleet: dict[str, int]) -> None:
 
     state = make_state(OverviewState, dash.token(VIEWER_NAME), "/")
     state.load()
-    assert state.monitor == "The monitor has never run."
+    assert state.monitor.startswith("The monitor has never run.")
+    assert "python -m cleanup_core watch" in state.monitor
+    assert "monitor_in_dashboard = true" in state.monitor
     Monitor(dash.service).run_cycle()
     state.load()
     assert state.monitor.startswith("Last monitor check ")
