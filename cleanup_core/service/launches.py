@@ -136,13 +136,7 @@ class Launching(WorkerWrites):
                 f"Portal {check.portal_name!r} is busy: {check.reason}. Nothing was started."
             )
         portal_name = check.portal_name
-        self._refuse_shared_checkpoint(portal_name)
-        template = self.settings.start_command_for(portal_name)
-        if template is None:
-            raise RefusedError(
-                f"No start_command is configured for portal {portal_name!r}: set start_command "
-                '(or [portals."..."] start_command) in the config file or CLEANUP_START_COMMAND.'
-            )
+        template = self._start_template(portal_name)
         return self._launch(
             Action.START, portal_name, None, template, {"portal": portal_name}, actor
         )
@@ -158,6 +152,9 @@ class Launching(WorkerWrites):
         if check.action is not Action.CLEANUP:
             return CleanUpAndStart(check.portal_name, check.action, check.reason)
         requested = checked_ids(check.run_ids if run_ids is None else run_ids)
+        # Whatever would stop the start stops the clean-up too: cleaning and then not starting
+        # leaves the operator with half of what they asked for.
+        self._start_template(check.portal_name, not_done="Nothing was cleaned or started.")
         dead = [i for i in requested if i in check.run_ids]
         result = self.cleanup_runs(dead, actor=actor)
         left_alone = {
@@ -173,6 +170,19 @@ class Launching(WorkerWrites):
             return CleanUpAndStart(check.portal_name, check.action, check.reason, cleanup)
         launched = self.launch_start(portal_name, actor=actor)
         return CleanUpAndStart(check.portal_name, check.action, check.reason, cleanup, launched)
+
+    def _start_template(self, portal_name: str, *, not_done: str = "") -> str:
+        """The portal's ``start_command``; refused (``RefusedError``) when none is configured
+        or the portal shares its checkpoint file with another."""
+        self._refuse_shared_checkpoint(portal_name)
+        template = self.settings.start_command_for(portal_name)
+        if template is None:
+            raise RefusedError(
+                f"No start_command is configured for portal {portal_name!r}: set start_command "
+                '(or [portals."..."] start_command) in the config file or CLEANUP_START_COMMAND.'
+                + (f" {not_done}" if not_done else "")
+            )
+        return template
 
     def _refuse_shared_checkpoint(self, portal_name: str) -> None:
         """A scraper of a portal that shares its checkpoint file with another stored portal

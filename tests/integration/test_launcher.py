@@ -183,3 +183,23 @@ def test_a_command_that_cannot_start_is_a_clear_error(launcher, runs):
     with pytest.raises(LaunchError, match=r"Could not start the resume_command .*nonexistent"):
         launch_resume(service, run_id, actor="ops", now=NOW)
     assert launched_events(launcher) == []
+
+
+def test_clean_up_and_start_without_a_start_command_cleans_nothing(service, runs):
+    """Checked before cleaning: otherwise the dead runs are cleaned and then nothing starts."""
+    dead = runs.add("Assam Tenders")
+    events_before = service.history(limit=1000).total
+    with pytest.raises(RefusedError, match="No start_command is configured for portal") as refused:
+        service.clean_up_and_start("Assam Tenders", [dead], actor="ops")
+    assert "Nothing was cleaned or started" in str(refused.value)
+    assert runs.get(dead)["status"] == "running"
+    assert service.history(limit=1000).total == events_before
+
+
+def test_clean_up_and_start_of_a_portal_sharing_its_checkpoint_cleans_nothing(launcher, runs, out):
+    dead = runs.add("Assam Tenders")
+    runs.add("assam-tenders", status=COMPLETED)
+    with pytest.raises(RefusedError, match="shares the checkpoint file"):
+        launcher.clean_up_and_start("Assam Tenders", [dead], actor="ops")
+    assert runs.get(dead)["status"] == "running"
+    assert not out.exists()
