@@ -19,7 +19,13 @@ from cleanup_core.classify import Verdict
 from cleanup_core.display import safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
-from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
+from cleanup_core.service import (
+    AuditEvent,
+    CleanupService,
+    StuckRunSummary,
+    decide_portal,
+    shared_checkpoints,
+)
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
 
@@ -95,8 +101,15 @@ class Overview:
     checked_at: str
 
 
-def overview(service: CleanupService, *, now: datetime | None = None) -> Overview:
-    summary = service.scan(now=now)
+def overview(
+    service: CleanupService,
+    *,
+    now: datetime | None = None,
+    summary: StuckRunSummary | None = None,
+) -> Overview:
+    """The counts and charts; ``summary``: a scan already made (the dashboard's shared one)."""
+    if summary is None:
+        summary = service.scan(now=now)
     now = summary.checked_at
     states = Counter(v.state for v in summary.verdicts)
     tz = service.settings.timezone
@@ -371,9 +384,12 @@ def portal_rows(
     age_threshold_hours: float | None = None,
     *,
     now: datetime | None = None,
+    summary: StuckRunSummary | None = None,
 ) -> list[PortalRow]:
-    """One row per portal: its newest run and the pre-scrape verdict, from one scan."""
-    summary = service.scan(age_threshold_hours, now=now)
+    """One row per portal: its newest run and the pre-scrape verdict, from one scan
+    (``summary``: one already made, e.g. the dashboard's shared scan)."""
+    if summary is None:
+        summary = service.scan(age_threshold_hours, now=now)
     latest = service.read_latest_runs()
     running: dict[str | None, list[Verdict]] = {}
     for verdict in summary.verdicts:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import reflex as rx
-from reflex.event import EventCallback
+from reflex.event import EventCallback, EventHandler
 from reflex.vars import ArrayVar, NumberVar
 
 from tender_dashboard_reflex import routes
@@ -24,6 +24,17 @@ NAV = (
 # that opens the navigation and the account; from "md" up it all fits in the header's one row.
 WIDE_ONLY = rx.breakpoints(initial="none", md="flex")
 NARROW_ONLY = rx.breakpoints(initial="flex", md="none")
+
+
+def working(*handlers: object) -> rx.Var[bool]:
+    """Whether one of ``handlers`` is running in this tab: for a button's spinner (``loading``,
+    which also disables it). The server ignores a second call meanwhile anyway (see
+    ``state/auth.background``)."""
+    names = [cast("EventHandler", handler).fn.__qualname__ for handler in handlers]
+    running: rx.Var[bool] = AuthState.busy.contains(names[0])
+    for name in names[1:]:
+        running = running | AuthState.busy.contains(name)
+    return running
 
 
 def nav_link(label: str, route: str, icon: str, *, current: bool, element_id: str) -> rx.Component:
@@ -309,12 +320,15 @@ def empty_row(columns: int, message: str, element_id: str) -> rx.Component:
 def auto_refresh(
     enabled: rx.Var[bool], on_tick: EventCallback[()], toggle: EventCallback[bool]
 ) -> rx.Component:
-    """A switch; while on, ``on_tick`` runs every 15 s so finished runs leave without a reload."""
+    """A switch; while on, ``on_tick`` runs every 5 s so the page follows changes made
+    elsewhere without a reload. On the pages that show the shared scan (Overview, Stuck runs,
+    Portals) it is on by default: a tick reads the scan the backend worker shares between its
+    tabs (``backend.shared_scan``), not the database."""
     return rx.el.label(
         rx.hstack(
             rx.switch(checked=enabled, on_change=toggle, id="auto-refresh"),
             rx.text("Auto-refresh", size="2"),
-            rx.cond(enabled, rx.moment(interval=15000, on_change=on_tick, display="none")),
+            rx.cond(enabled, rx.moment(interval=5000, on_change=on_tick, display="none")),
             align="center",
             spacing="2",
         ),

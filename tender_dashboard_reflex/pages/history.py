@@ -18,6 +18,7 @@ from tender_dashboard_reflex.components.layout import (
     labelled,
     page,
     page_buttons,
+    working,
 )
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
@@ -57,6 +58,7 @@ def history_row(event: ObjectVar[EventRow]) -> rx.Component:
                     size="1",
                     variant="soft",
                     on_click=HistoryState.ask_revert(event.run_id),
+                    loading=working(HistoryState.confirm_revert),
                     id="revert-" + event.id.to_string(),
                 ),
             )
@@ -74,7 +76,12 @@ def revert_dialog() -> rx.Component:
         ),
         dialog_footer(
             "revert-cancel",
-            rx.button("Confirm", on_click=HistoryState.confirm_revert, id="revert-confirm"),
+            rx.button(
+                "Confirm",
+                on_click=HistoryState.confirm_revert,
+                loading=working(HistoryState.confirm_revert),
+                id="revert-confirm",
+            ),
         ),
         open=HistoryState.revert_dialog_open,
         on_close=HistoryState.close_revert_dialog,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from tender_dashboard_reflex.components.layout import working
 from tender_dashboard_reflex.state.login import LoginState
 
 
@@ -52,7 +53,13 @@ def login_page() -> rx.Component:
                                 width="100%",
                             ),
                         ),
-                        rx.button("Log in", type="submit", width="100%", id="login-submit"),
+                        rx.button(
+                            "Log in",
+                            type="submit",
+                            width="100%",
+                            loading=working(LoginState.log_in),
+                            id="login-submit",
+                        ),
                         rx.text(
                             "No account? An operator creates one with ",
                             rx.code("python -m cleanup_core admin create NAME"),

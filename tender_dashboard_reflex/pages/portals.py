@@ -16,6 +16,7 @@ from tender_dashboard_reflex.components.layout import (
     headers,
     page,
     status_badge,
+    working,
 )
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.portals import PortalsState
@@ -36,6 +37,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     "Resume",
                     size="1",
                     on_click=PortalsState.resume(row.run_id),
+                    loading=working(PortalsState.resume),
                     id="portal-resume-" + row.last_run_id.to_string(),
                 ),
             ),
@@ -46,6 +48,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     size="1",
                     color_scheme="red",
                     on_click=PortalsState.clean_up_and_start(row.portal, row.run_ids),
+                    loading=working(PortalsState.clean_up_and_start),
                     id="portal-cleanup-" + row.last_run_id.to_string(),
                 ),
             ),
@@ -56,6 +59,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     size="1",
                     variant="soft",
                     on_click=PortalsState.start(row.portal),
+                    loading=working(PortalsState.start),
                     id="portal-start-" + row.last_run_id.to_string(),
                 ),
             ),

@@ -21,6 +21,7 @@ from tender_dashboard_reflex.components.layout import (
     headers,
     page,
     state_badge,
+    working,
 )
 from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.stuck import PRESETS, StuckRow, StuckState
@@ -126,6 +127,7 @@ def force_button(row: ObjectVar[StuckRow]) -> rx.Component:
         color_scheme="red",
         variant="soft",
         on_click=StuckState.open_force_dialog(row.id),
+        loading=working(StuckState.confirm_force),
         id="force-" + row.id.to_string(),
     )
 
@@ -136,6 +138,7 @@ def resumable_row(row: ObjectVar[StuckRow]) -> rx.Component:
         "Resume",
         size="1",
         on_click=StuckState.resume(row.id),
+        loading=working(StuckState.resume),
         id="resume-" + row.id.to_string(),
     )
     return table_row(row, "resumable", resume, force_button(row))
@@ -148,6 +151,7 @@ def dead_row(row: ObjectVar[StuckRow]) -> rx.Component:
         size="1",
         color_scheme="red",
         on_click=StuckState.cleanup_one(row.id),
+        loading=working(StuckState.cleanup_one),
         id="cleanup-" + row.id.to_string(),
     )
     return table_row(row, "dead", clean)
@@ -277,6 +281,7 @@ def clean_dialog() -> rx.Component:
                 "Confirm",
                 color_scheme="red",
                 on_click=StuckState.confirm_clean,
+                loading=working(StuckState.confirm_clean),
                 disabled=StuckState.preview_total == 0,
                 id="clean-confirm",
             ),
@@ -316,6 +321,7 @@ def force_dialog() -> rx.Component:
                 "Confirm",
                 color_scheme="red",
                 on_click=StuckState.confirm_force,
+                loading=working(StuckState.confirm_force),
                 disabled=StuckState.force_typed != run_id,
                 id="force-confirm",
             ),
@@ -327,12 +333,13 @@ def force_dialog() -> rx.Component:
 
 def stuck_page() -> rx.Component:
     actions = rx.hstack(
-        auto_refresh(StuckState.auto_refresh, StuckState.refresh, StuckState.set_auto_refresh),
+        auto_refresh(StuckState.auto_refresh, StuckState.tick, StuckState.set_auto_refresh),
         rx.button(
             rx.icon("refresh_cw", size=14),
             "Refresh",
             variant="soft",
             on_click=StuckState.refresh,
+            loading=working(StuckState.refresh),
             id="refresh",
         ),
         rx.cond(
@@ -342,6 +349,7 @@ def stuck_page() -> rx.Component:
                 "Clean Stuck Runs",
                 color_scheme="red",
                 on_click=StuckState.open_clean_dialog,
+                loading=working(StuckState.open_clean_dialog, StuckState.confirm_clean),
                 disabled=StuckState.dead_total == 0,
                 id="clean-stuck-runs",
             ),

@@ -9,13 +9,24 @@ logged.
 Reflex keeps each tab's state on the server and sends all of it to any socket that hydrates with
 the tab's token, so a tab whose session is gone (logged out, expired, ended elsewhere) is emptied:
 no page keeps the runs or history it showed.
+
+How a handler runs (``background``): never on the backend's event loop, as everything there is
+shared by every tab of the worker. A handler is a Reflex background event; the session check, the
+database, the file system and scrypt run in a worker thread, and the state is touched only in short
+``async with self`` blocks between them. So one admin's long clean-up, a scrypt login or a SQLite
+write lock held by a scraper delays only the page that asked for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import inspect
 import logging
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, TypeVarTuple, cast
 from urllib.parse import quote
 
@@ -41,6 +52,158 @@ def event(handler: Callable[[State, *Args], Any]) -> EventCallback[*Args]:
     return cast("EventCallback[*Args]", rx.event(handler))
 
 
+# -- how every handler that reads or changes data runs ------------------------------------------
+
+Step = Callable[[], Any]  # a blocking call (database, files, scrypt, a launch), run in a thread
+Work = Generator[Step, Any, Any]
+Tab = TypeVar("Tab", bound="AuthState")
+Done = TypeVar("Done")
+
+# One lock per tab and page state: that page's handlers run one after another, in the order they
+# came (as Reflex runs ordinary handlers), while other pages and other tabs go on.
+_page_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
+
+
+# The worker threads of the blocking calls. More than the event loop's default (cpu + 4): a
+# clean-up waiting for a SQLite write lock holds its thread meanwhile, and the other tabs' reads
+# must still find one.
+_threads = ThreadPoolExecutor(max_workers=24, thread_name_prefix="dashboard")
+
+
+async def in_thread(call: Callable[[], Done]) -> Done:
+    """``call()`` in a worker thread (with this task's context variables), awaited."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_threads, context.run, call)
+
+
+def _page_lock(state: AuthState) -> asyncio.Lock:
+    key = (state.router.session.client_token, state.get_full_name())
+    lock = _page_locks.get(key)
+    if lock is None:
+        lock = _page_locks[key] = asyncio.Lock()
+    return lock
+
+
+def background(
+    action: str, *, admin: bool | None, busy: bool = False
+) -> Callable[[Callable[[Tab, *Args], Any]], EventCallback[*Args]]:
+    """Make ``work`` an event handler that never blocks the backend's event loop.
+
+    A Reflex background event (``@rx.event(background=True)``) that:
+
+    1. with ``busy``, ignores the call if the same action of this tab is still running (a double
+       click), and otherwise lists it in ``busy`` at once (the page shows a spinner);
+    2. checks the session in a worker thread and, under ``async with self``, refuses as
+       ``guarded`` did: a tab without a valid session is emptied and sent to log in, a viewer
+       is told so when ``admin`` (``admin=None``: no check, for the login form and log out);
+    3. runs ``work``. Written as a generator, ``work`` yields each blocking call as a function
+       without arguments (``rows = yield lambda: service().scan(hours)``): the call runs in a
+       worker thread, its result (or its exception) comes back at the ``yield``, and the code
+       between the yields runs under ``async with self``, so it only touches the state. A plain
+       function runs whole in a worker thread while holding this tab's state (as an ordinary
+       handler would, but without stopping other tabs): a handler converted by a one-line change;
+    4. turns the errors an operator can act on (``CleanupError``, ``ValueError``, ``TypeError``
+       for a forged argument) into an error toast, as ``guarded`` did.
+
+    The handlers of one page of one tab run one at a time, in order (``_page_lock``)."""
+
+    def decorate(work: Callable[[Tab, *Args], Any]) -> EventCallback[*Args]:
+        key = work.__qualname__
+        steps = inspect.isgeneratorfunction(work)
+
+        @functools.wraps(work)
+        async def handler(self: Tab, *args: Any, **kwargs: Any) -> Any:
+            if busy:
+                async with self:
+                    if key in self.busy:
+                        log.info("ignored %s: still running in this tab", action)
+                        return None
+                    self.busy = [*self.busy, key]
+            try:
+                async with _page_lock(self):
+                    return await _run(self, work, steps, action, admin, args, kwargs)
+            finally:
+                if busy:
+                    async with self:
+                        self.busy = [name for name in self.busy if name != key]
+
+        return cast("EventCallback[*Args]", rx.event(handler, background=True))
+
+    return decorate
+
+
+async def _run(
+    self: AuthState,
+    work: Callable[..., Any],
+    steps: bool,
+    action: str,
+    admin: bool | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Check the session, then run ``work`` as ``background`` says."""
+    try:
+        user: User | None = None
+        if admin is not None:
+            token = self.session_token
+            user = await in_thread(functools.partial(accounts().user_for, token))
+        if not steps:
+            async with self:
+                refused = None if admin is None else self._refusal(user, action, admin=admin)
+                if refused is not None:
+                    return refused
+                try:
+                    return await in_thread(functools.partial(work, self, *args, **kwargs))
+                except (CleanupError, ValueError, TypeError) as exc:
+                    return _failed(action, exc)
+        async with self:
+            refused = None if admin is None else self._refusal(user, action, admin=admin)
+            if refused is not None:
+                return refused
+            running: Work = work(self, *args, **kwargs)
+            done, result, step = _advance(running, action)
+        while not done:
+            try:
+                value, error = await in_thread(step), None
+            except Exception as exc:  # noqa: BLE001 - handed to the handler at its ``yield``
+                value, error = None, exc
+            async with self:
+                done, result, step = _advance(running, action, value, error)
+        return result
+    except (CleanupError, ValueError, TypeError) as exc:  # the session check failed
+        return _failed(action, exc)
+
+
+def _advance(
+    running: Work, action: str, value: Any = None, error: Exception | None = None
+) -> tuple[bool, Any, Step]:
+    """Run the handler to its next blocking call, handing it ``value`` (or raising ``error``)
+    where it waits: ``(finished, what it returned, the next call)``."""
+    try:
+        step: object = running.send(value) if error is None else running.throw(error)
+    except StopIteration as finished:
+        return True, finished.value, _nothing
+    except (CleanupError, ValueError, TypeError) as exc:
+        return True, _failed(action, exc), _nothing
+    if not callable(step):
+        running.close()
+        raise TypeError(f"{action}: a handler must yield a function to run, not {step!r}")
+    return False, None, step
+
+
+def _nothing() -> None:
+    return None
+
+
+def _failed(action: str, exc: Exception) -> Any:
+    # A locked or unreachable database is an error toast too, and the next event tries again
+    # (no restart needed).
+    log.warning("%s failed: %s", action, exc)
+    return rx.toast.error(str(exc), duration=10000)
+
+
 class AuthState(rx.State):
     """The browser's session token (a cookie) and who it belongs to."""
 
@@ -48,6 +211,9 @@ class AuthState(rx.State):
     session_token: str = rx.Cookie("", name="cleanup_session", same_site="strict")
     username: rx.Field[str] = rx.field("")
     role: rx.Field[str] = rx.field("")
+    # The actions of this tab that are running (``State.handler``, see ``background``): their
+    # buttons show a spinner, and a second click while one runs is ignored on the server.
+    busy: rx.Field[list[str]] = rx.field(default_factory=list[str])
 
     @rx.var
     def is_admin(self) -> bool:
@@ -59,7 +225,11 @@ class AuthState(rx.State):
 
     def _authorize(self, action: str, *, admin: bool) -> User | None:
         """The session's user if it may do ``action``; ``None`` (logged) otherwise."""
-        user = accounts().user_for(self.session_token)
+        return self._admit(accounts().user_for(self.session_token), action, admin=admin)
+
+    def _admit(self, user: User | None, action: str, *, admin: bool) -> User | None:
+        """``user`` (the session's, as read from the database) if it may do ``action``;
+        ``None`` (logged) otherwise."""
         if user is None:
             if self.session_token or admin:
                 log.warning("refused %s: no valid session", action)
@@ -92,9 +262,20 @@ class AuthState(rx.State):
             tab = tab.parent_state
         tab.reset()
 
-    @event
+    def _refusal(self, user: User | None, action: str, *, admin: bool) -> Any:
+        """What the browser gets when ``user`` may not do ``action`` (``None`` if it may): a
+        viewer is told so; a tab without a valid session is emptied and sent to log in."""
+        if self._admit(user, action, admin=admin) is not None:
+            return None
+        if self.username:  # signed in, but a viewer
+            return rx.toast.error("Your account can only view; ask an admin to do this.")
+        self._forget_tab()
+        return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
+
+    @background("log out", admin=None)
     def log_out(self) -> Any:
-        accounts().log_out(self.session_token)
+        token = self.session_token
+        yield lambda: accounts().log_out(token)
         if self.username:
             log.info("dashboard logout: %s", self.username)
         self._forget_tab()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import reflex as rx
 
 from cleanup_core.display import safe_text
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
 from cleanup_core.vocabulary import AuditAction
-from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.backend import changing, service
 from tender_dashboard_reflex.state.auth import (
     AuthState,
+    Work,
+    background,
     event,
-    guarded,
     page_argument,
     run_id_argument,
 )
@@ -40,67 +39,70 @@ class HistoryState(AuthState):
     def page_count(self) -> int:
         return max(1, -(-self.total // PAGE_SIZE))
 
-    def _fetch(self) -> None:
+    def _fetch(self) -> Work:
         run = self.run_filter.strip()
-        result = service().history(
-            portal_name=None
+        portal = (
+            None
             if self.portal_filter == ALL
-            else self._portal_names.get(self.portal_filter, self.portal_filter),
-            run_id=whole_number(run),
-            actions=None if self.action_filter == ALL else [self.action_filter],
-            limit=PAGE_SIZE,
-            offset=(self.page - 1) * PAGE_SIZE,
+            else self._portal_names.get(self.portal_filter, self.portal_filter)
         )
-        self.events, self.total = event_rows(service(), list(result.events)), result.total
+        actions = None if self.action_filter == ALL else [self.action_filter]
+        offset = (self.page - 1) * PAGE_SIZE
 
-    @event
-    @guarded("open the history", admin=False)
-    def load(self) -> Any:
-        self._portal_names = portal_names(service())
+        def read() -> tuple[list[EventRow], int]:
+            result = service().history(
+                portal_name=portal,
+                run_id=whole_number(run),
+                actions=actions,
+                limit=PAGE_SIZE,
+                offset=offset,
+            )
+            return event_rows(service(), list(result.events)), result.total
+
+        self.events, self.total = yield read
+
+    @background("open the history", admin=False)
+    def load(self) -> Work:
+        self._portal_names = yield lambda: portal_names(service())
         self.portals = [ALL, *self._portal_names]
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("filter the history", admin=False)
-    def set_portal_filter(self, value: str) -> Any:
+    @background("filter the history", admin=False)
+    def set_portal_filter(self, value: str) -> Work:
         self.portal_filter, self.page = str(value)[:500], 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("filter the history", admin=False)
-    def set_action_filter(self, value: str) -> Any:
+    @background("filter the history", admin=False)
+    def set_action_filter(self, value: str) -> Work:
         self.action_filter, self.page = (value if value in ACTIONS else ALL), 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("filter the history", admin=False)
-    def set_run_filter(self, value: str) -> Any:
+    @background("filter the history", admin=False)
+    def set_run_filter(self, value: str) -> Work:
         self.run_filter, self.page = str(value)[:19], 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("page through the history", admin=False)
-    def go_to_page(self, page: int) -> Any:
+    @background("page through the history", admin=False)
+    def go_to_page(self, page: int) -> Work:
         self.page = page_argument(page, self.page_count)
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("revert a clean-up", admin=True)
-    def ask_revert(self, run_id: int) -> Any:
+    @background("revert a clean-up", admin=True)
+    def ask_revert(self, run_id: int) -> Work:
         self.revert_run_id = run_id_argument(run_id)
         self.revert_dialog_open = True
+        yield from ()
 
     @event
     def close_revert_dialog(self) -> None:
         self.revert_dialog_open = False
 
-    @event
-    @guarded("revert a clean-up", admin=True)
-    def confirm_revert(self) -> Any:
-        run_id = self.revert_run_id
+    @background("revert a clean-up", admin=True, busy=True)
+    def confirm_revert(self) -> Work:
+        run_id, actor = self.revert_run_id, self._actor()
         self.revert_dialog_open = False
-        result = service().revert(run_id, actor=self._actor())
-        self._fetch()
+        result = yield changing(lambda: service().revert(run_id, actor=actor))
+        yield from self._fetch()
         if result.reverted:
             return rx.toast.success(result.message)
         return rx.toast.error(safe_text(result.message))

@@ -13,7 +13,7 @@ from cleanup_core.accounts import client_address
 from cleanup_core.errors import CleanupError, LoginThrottledError
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.backend import accounts, service
-from tender_dashboard_reflex.state.auth import AuthState, event
+from tender_dashboard_reflex.state.auth import AuthState, Work, background
 
 log = logging.getLogger("tender_dashboard_reflex")
 
@@ -35,37 +35,42 @@ def _safe_next(target: str) -> str:
 class LoginState(AuthState):
     error: rx.Field[str] = rx.field("")
 
-    @event
-    def open_page(self) -> Any:
+    @background("open the login page", admin=None)
+    def open_page(self) -> Work:
         """Already signed in: go where the user was heading."""
         self.error = ""
+        token = self.session_token
         try:
-            signed_in = accounts().user_for(self.session_token) is not None
+            user = yield lambda: accounts().user_for(token)
         except CleanupError as exc:  # database locked or down: say so on the form
             self.error = str(exc)
             return None
-        if signed_in:
+        if user is not None:
             return rx.redirect(_safe_next(self.router.url.query_parameters.get("next", "/")))
         self._forget_tab()  # whatever a session that is gone had loaded into this tab
         return None
 
-    def _client(self) -> str | None:
+    def _client(self, trusted_proxies: Any) -> str | None:
         """The address this browser's socket comes from; ``X-Forwarded-For`` counts only when
         the socket's peer is one of the configured ``trusted_proxies``."""
         router = self.router
         return client_address(
             router.session.client_ip,
             router.headers.raw_headers.get("x-forwarded-for"),
-            service().settings.trusted_proxies,
+            trusted_proxies,
         )
 
-    @event
-    def log_in(self, form: dict[str, Any]) -> Any:
+    @background("log in", admin=None, busy=True)
+    def log_in(self, form: dict[str, Any]) -> Work:
+        """Check the password (scrypt, in a worker thread); a second submit while it runs is
+        ignored."""
         fields: Mapping[str, Any] = form if isinstance(form, Mapping) else {}  # a forged event
         username = str(fields.get("username", "")).strip()
         password = str(fields.get("password", ""))
         try:
-            login = accounts().log_in(username, password, client=self._client())
+            trusted = yield lambda: service().settings.trusted_proxies
+            client = self._client(trusted)
+            login = yield lambda: accounts().log_in(username, password, client=client)
         except LoginThrottledError as exc:  # refused unchecked (and logged) after failures
             self.error = str(exc)
             return None

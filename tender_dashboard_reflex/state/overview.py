@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
 import reflex as rx
 
-from cleanup_core.reports import STATUS_GROUPS, overview
-from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, event, guarded
+from cleanup_core.reports import STATUS_GROUPS, Overview, overview
+from cleanup_core.service import MonitorStatus
+from tender_dashboard_reflex.backend import service, shared_scan
+from tender_dashboard_reflex.state.auth import AuthState, Work, background, event
+
+
+def _read_overview() -> tuple[Overview, MonitorStatus, tzinfo]:
+    return (
+        overview(service(), summary=shared_scan()),
+        service().monitor_status(),
+        service().settings.timezone,
+    )
 
 
 class OverviewState(AuthState):
@@ -25,12 +35,11 @@ class OverviewState(AuthState):
     monitor: rx.Field[str] = rx.field("")
     monitor_late: rx.Field[bool] = rx.field(False)
     loaded: rx.Field[bool] = rx.field(False)
-    auto_refresh: rx.Field[bool] = rx.field(False)
+    auto_refresh: rx.Field[bool] = rx.field(True)
 
-    @event
-    @guarded("open the overview", admin=False)
-    def load(self) -> Any:
-        data = overview(service())
+    @background("open the overview", admin=False)
+    def load(self) -> Work:
+        data, status, timezone = yield _read_overview
         self.running, self.alive, self.young = data.running, data.alive, data.young
         self.resumable, self.dead, self.attention = data.resumable, data.dead, data.attention
         self.cleaned_last_7_days = data.cleaned_last_7_days
@@ -40,8 +49,7 @@ class OverviewState(AuthState):
         ]
         self.cleanups_by_day = [{"day": d.day, "cleanups": d.count} for d in data.cleanups_by_day]
         self.checked_at = data.checked_at
-        status = service().monitor_status()
-        self.monitor = status.describe(service().settings.timezone)
+        self.monitor = status.describe(timezone)
         self.monitor_late = status.late
         self.loaded = True
 

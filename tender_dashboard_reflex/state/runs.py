@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import reflex as rx
 
 from cleanup_core.numbers import whole_number
@@ -18,7 +16,7 @@ from cleanup_core.reports import (
 )
 from cleanup_core.vocabulary import RunStatus
 from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, event, guarded, page_argument
+from tender_dashboard_reflex.state.auth import AuthState, Work, background, event, page_argument
 
 ALL = "all"
 STATUS_CHOICES = [ALL, *(status.value for status in RunStatus)]
@@ -42,46 +40,49 @@ class RunsState(AuthState):
     def page_count(self) -> int:
         return max(1, -(-self.total // self.page_size))
 
-    def _fetch(self) -> None:
+    def _fetch(self) -> Work:
         portal = (
             None
             if self.portal_filter == ALL
             else self._portal_names.get(self.portal_filter, self.portal_filter)
         )
+        page_size, sort, descending = self.page_size, self.sort, self.descending
+        status = None if self.status_filter == ALL else self.status_filter
+        search, number = self.search, self.page
 
         def page(number: int) -> RunsPage:
             return runs_page(
                 service(),
                 page=number,
-                page_size=self.page_size,
-                sort=self.sort,
-                descending=self.descending,
-                status=None if self.status_filter == ALL else self.status_filter,
+                page_size=page_size,
+                sort=sort,
+                descending=descending,
+                status=status,
                 portal=portal,
-                search=self.search,
+                search=search,
             )
 
-        result = page(self.page)
-        if not result.rows and self.page > 1 and result.total:  # the page emptied meanwhile
-            self.page = result.page_count
-            result = page(self.page)
-        self.rows, self.total = result.rows, result.total
+        def read() -> RunsPage:
+            result = page(number)
+            if not result.rows and number > 1 and result.total:  # the page emptied meanwhile
+                result = page(result.page_count)
+            return result
 
-    @event
-    @guarded("open the runs page", admin=False)
-    def load(self) -> Any:
-        self._portal_names = portal_names(service())
+        result: RunsPage = yield read
+        self.page, self.rows, self.total = result.page, result.rows, result.total
+
+    @background("open the runs page", admin=False)
+    def load(self) -> Work:
+        self._portal_names = yield lambda: portal_names(service())
         self.portals = [ALL, *self._portal_names]
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("refresh the runs page", admin=False)
-    def refresh(self) -> Any:
-        self._fetch()
+    @background("refresh the runs page", admin=False)
+    def refresh(self) -> Work:
+        yield from self._fetch()
 
-    @event
-    @guarded("sort runs", admin=False)
-    def sort_by(self, column: str) -> Any:
+    @background("sort runs", admin=False)
+    def sort_by(self, column: str) -> Work:
         previous = (self.sort, self.descending, self.page)
         if column == self.sort:
             self.descending = not self.descending
@@ -89,45 +90,40 @@ class RunsState(AuthState):
             self.sort, self.descending = column, column in ("id", "started_at", "completed_at")
         self.page = 1
         try:
-            self._fetch()
+            yield from self._fetch()
         except ValueError:  # not a sortable column: keep the last good order
             self.sort, self.descending, self.page = previous
             raise
 
-    @event
-    @guarded("filter runs", admin=False)
-    def set_status_filter(self, value: str) -> Any:
+    @background("filter runs", admin=False)
+    def set_status_filter(self, value: str) -> Work:
         self.status_filter = value if value in STATUS_CHOICES else ALL
         self.page = 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("filter runs", admin=False)
-    def set_portal_filter(self, value: str) -> Any:
+    @background("filter runs", admin=False)
+    def set_portal_filter(self, value: str) -> Work:
         self.portal_filter = str(value)[:500]
         self.page = 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("search runs", admin=False)
-    def set_search(self, value: str) -> Any:
+    @background("search runs", admin=False)
+    def set_search(self, value: str) -> Work:
         self.search = str(value)[:200]
         self.page = 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("page through runs", admin=False)
-    def set_page_size(self, value: str) -> Any:
+    @background("page through runs", admin=False)
+    def set_page_size(self, value: str) -> Work:
         size = whole_number(str(value)) or 25
         self.page_size = size if size in PAGE_SIZES else 25
         self.page = 1
-        self._fetch()
+        yield from self._fetch()
 
-    @event
-    @guarded("page through runs", admin=False)
-    def go_to_page(self, page: int) -> Any:
+    @background("page through runs", admin=False)
+    def go_to_page(self, page: int) -> Work:
         self.page = page_argument(page, self.page_count)
-        self._fetch()
+        yield from self._fetch()
 
     @event
     def set_auto_refresh(self, enabled: bool) -> None:
@@ -148,12 +144,13 @@ class RunDetailState(AuthState):
     reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
     events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
 
-    @event
-    @guarded("open a run", admin=False)
-    def load(self) -> Any:
+    @background("open a run", admin=False)
+    def load(self) -> Work:
         raw = self.router.url.query_parameters.get("id", "")
         run_id = whole_number(raw)
-        detail = run_detail(service(), run_id) if run_id is not None else None
+        detail = None
+        if run_id is not None:
+            detail = yield lambda: run_detail(service(), run_id)
         self.found = detail is not None
         if detail is None:
             self.events, self.reasons = [], []

@@ -12,9 +12,10 @@ import reflex as rx
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
 from cleanup_core.display import safe_text, short_text
+from cleanup_core.service import StuckRunSummary
 from cleanup_core.timestamps import duration
-from tender_dashboard_reflex.backend import service
-from tender_dashboard_reflex.state.auth import AuthState, event, guarded, run_id_argument
+from tender_dashboard_reflex.backend import changing, service, shared_scan
+from tender_dashboard_reflex.state.auth import AuthState, Work, background, event, run_id_argument
 
 PRESETS = (24, 36, 48)
 THRESHOLD = "The threshold"
@@ -78,7 +79,7 @@ class StuckState(AuthState):
     dead_total: rx.Field[int] = rx.field(0)
     attention_total: rx.Field[int] = rx.field(0)
     loaded: rx.Field[bool] = rx.field(False)
-    auto_refresh: rx.Field[bool] = rx.field(False)
+    auto_refresh: rx.Field[bool] = rx.field(True)
 
     clean_dialog_open: rx.Field[bool] = rx.field(False)
     preview: rx.Field[list[StuckRow]] = rx.field(default_factory=list[StuckRow])
@@ -119,9 +120,11 @@ class StuckState(AuthState):
     def _use_threshold(self, hours: float | None, text: str) -> None:
         self.requested_hours, self.threshold_text, self._valid_text = hours, text, text
 
-    def _scan(self) -> list[Verdict]:
-        """Judge every running run; keep the first rows of each table. Returns the dead."""
-        summary = service().scan(self.requested_hours)
+    def _scan(self, fresh: bool = False) -> Work:
+        """Judge every running run (the shared scan; ``fresh``: one begun now, as for Refresh
+        or a preview); keep the first rows of each table. Returns the dead."""
+        hours = self.requested_hours
+        summary: StuckRunSummary = yield lambda: shared_scan(hours, fresh=fresh)
         dead, resumable, attention = summary.dead, summary.resumable, summary.attention
         self.dead = [stuck_row(v) for v in dead[:SHOW_LIMIT]]
         self.resumable = [stuck_row(v) for v in resumable[:SHOW_LIMIT]]
@@ -131,22 +134,25 @@ class StuckState(AuthState):
         self.loaded = True
         return dead
 
-    @event
-    @guarded("open the stuck-runs panel", admin=False)
-    def load(self) -> Any:
-        self.default_threshold = service().settings.age_threshold_hours
+    @background("open the stuck-runs panel", admin=False)
+    def load(self) -> Work:
+        self.default_threshold = yield lambda: service().settings.age_threshold_hours
         if self.threshold_error:  # a reload never keeps a broken value
             self.threshold_text = self._valid_text
-        self._scan()
+        yield from self._scan()
 
-    @event
-    @guarded("refresh the stuck-runs panel", admin=False)
-    def refresh(self) -> Any:
-        self._scan()
+    @background("refresh the stuck-runs panel", admin=False)
+    def refresh(self) -> Work:
+        """The Refresh button: a scan begun now."""
+        yield from self._scan(fresh=True)
 
-    @event
-    @guarded("change the threshold", admin=False)
-    def set_threshold(self, value: str) -> Any:
+    @background("refresh the stuck-runs panel", admin=False)
+    def tick(self) -> Work:
+        """Auto-refresh: the shared scan, a few seconds old at most."""
+        yield from self._scan()
+
+    @background("change the threshold", admin=False)
+    def set_threshold(self, value: str) -> Work:
         """What is typed in the box: a valid value (or nothing, for the default) rescans; an
         invalid one is explained under the box and the tables keep the last valid threshold."""
         text = str(value)[:20]
@@ -159,14 +165,13 @@ class StuckState(AuthState):
                 self.threshold_text = text  # threshold_error says why
                 return
             self._use_threshold(hours, text)
-        self._scan()
+        yield from self._scan()
 
-    @event
-    @guarded("change the threshold", admin=False)
-    def use_preset(self, hours: float) -> Any:
+    @background("change the threshold", admin=False)
+    def use_preset(self, hours: float) -> Work:
         valid = validate_threshold_hours(hours, THRESHOLD)
         self._use_threshold(valid, _hours_text(valid))
-        self._scan()
+        yield from self._scan()
 
     @event
     def set_auto_refresh(self, enabled: bool) -> None:
@@ -174,12 +179,11 @@ class StuckState(AuthState):
 
     # -- Clean Stuck Runs -----------------------------------------------------------------
 
-    @event
-    @guarded("preview Clean Stuck Runs", admin=True)
-    def open_clean_dialog(self) -> Any:
+    @background("preview Clean Stuck Runs", admin=True, busy=True)
+    def open_clean_dialog(self) -> Work:
         """Preview exactly the runs a clean-up would change, from a fresh scan: every one is
         counted per portal, the first ones are listed."""
-        dead = self._scan()
+        dead = yield from self._scan(fresh=True)
         self._preview_ids = [v.run_id for v in dead]
         self.preview = list(self.dead)
         self.preview_total = len(dead)
@@ -196,21 +200,21 @@ class StuckState(AuthState):
         self.preview = []
         self._preview_ids = []
 
-    @event
-    @guarded("Clean Stuck Runs", admin=True)
-    def confirm_clean(self) -> Any:
+    @background("Clean Stuck Runs", admin=True, busy=True)
+    def confirm_clean(self) -> Work:
         """Clean the previewed runs by compare-and-set: a run that changed since the preview
         (progress, a heartbeat, a checkpoint) is left alone and named."""
         ids = list(self._preview_ids)
         self.clean_dialog_open = False
         self.preview, self.preview_by_portal, self.preview_total = [], [], 0
         self._preview_ids = []
-        result = service().cleanup_runs(
-            ids, actor=self._actor(), age_threshold_hours=self.requested_hours
+        actor, hours = self._actor(), self.requested_hours
+        result = yield changing(
+            lambda: service().cleanup_runs(ids, actor=actor, age_threshold_hours=hours)
         )
         self.last_result = result.message
         self.left_alone = [f"run {i}: {why}" for i, why in result.left_alone.items()]
-        self._scan()
+        yield from self._scan()
         if result.left_alone:
             names = ", ".join(str(i) for i in result.left_alone)
             return rx.toast.warning(
@@ -219,26 +223,26 @@ class StuckState(AuthState):
             )
         return rx.toast.success(result.message)
 
-    @event
-    @guarded("clean up a run", admin=True)
-    def cleanup_one(self, run_id: int) -> Any:
+    @background("clean up a run", admin=True, busy=True)
+    def cleanup_one(self, run_id: int) -> Work:
         run_id = run_id_argument(run_id)
-        result = service().cleanup_runs(
-            [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours
+        actor, hours = self._actor(), self.requested_hours
+        result = yield changing(
+            lambda: service().cleanup_runs([run_id], actor=actor, age_threshold_hours=hours)
         )
-        self._scan()
+        yield from self._scan()
         if result.cleaned:
             return rx.toast.success(f"Cleaned up run {run_id}.")
         return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[run_id]}")
 
     # -- Force clean-up (typed confirmation) ----------------------------------------------------
 
-    @event
-    @guarded("force a clean-up", admin=True)
-    def open_force_dialog(self, run_id: int) -> Any:
+    @background("force a clean-up", admin=True)
+    def open_force_dialog(self, run_id: int) -> Work:
         self.force_run_id = run_id_argument(run_id)
         self.force_typed = ""
         self.force_dialog_open = True
+        yield from ()
 
     @event
     def close_force_dialog(self) -> None:
@@ -249,26 +253,28 @@ class StuckState(AuthState):
     def set_force_typed(self, value: str) -> None:
         self.force_typed = str(value)[:20]
 
-    @event
-    @guarded("force a clean-up", admin=True)
-    def confirm_force(self) -> Any:
+    @background("force a clean-up", admin=True, busy=True)
+    def confirm_force(self) -> Work:
         run_id = self.force_run_id
         if self.force_typed.strip() != str(run_id):
             return rx.toast.error(f"Type the run id {run_id} to confirm the forced clean-up.")
         self.force_dialog_open = False
         self.force_typed = ""
-        result = service().cleanup_runs(
-            [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours, force=True
+        actor, hours = self._actor(), self.requested_hours
+        result = yield changing(
+            lambda: service().cleanup_runs(
+                [run_id], actor=actor, age_threshold_hours=hours, force=True
+            )
         )
-        self._scan()
+        yield from self._scan()
         if result.cleaned:
             return rx.toast.success(f"Run {run_id} was cleaned up (forced); revert it in History.")
         return rx.toast.warning(f"Run {run_id} was left alone: {result.left_alone[run_id]}")
 
     # -- Resume ---------------------------------------------------------------------------
 
-    @event
-    @guarded("resume a run", admin=True)
-    def resume(self, run_id: int) -> Any:
-        launched = service().launch_resume(run_id_argument(run_id), actor=self._actor())
+    @background("resume a run", admin=True, busy=True)
+    def resume(self, run_id: int) -> Work:
+        run_id, actor = run_id_argument(run_id), self._actor()
+        launched = yield changing(lambda: service().launch_resume(run_id, actor=actor))
         return rx.toast.success(launched.message, duration=10000)

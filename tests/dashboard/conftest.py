@@ -75,6 +75,9 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
             )
     backend.service.cache_clear()
     backend.accounts.cache_clear()
+    # Each handler test sees a change at once; the shared scan's reuse is tested on its own
+    # (tests/dashboard/test_live.py sets it back).
+    monkeypatch.setattr(backend, "SCAN_SECONDS", 0.0)
     try:
         yield Dash(seeder, LiveRuns(seeder), checkpoint_dir, record)
     finally:

@@ -8,6 +8,8 @@ handler made it: ``watch_effects`` records every ``rx.toast.<level>(message)`` a
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import secrets
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import reflex as rx
+from reflex.event import EventHandler
 from reflex.istate.data import ReflexURL, URLData
 from sqlalchemy import func, select
 
@@ -102,12 +105,50 @@ class Dash:
 
 
 def make_state(cls: type[rx.State], token: str = "", path: str = "/") -> Any:
-    """``cls`` inside a whole state tree, as Reflex builds it for one browser tab on ``path``."""
+    """``cls`` inside a whole state tree, as Reflex builds it for one browser tab on ``path``,
+    its handlers callable as the backend calls them (see ``Handlers``)."""
     root = rx.State(_reflex_internal_init=True)
     root.rx_router_url = URLData.from_url(ReflexURL(f"http://localhost:3000{path}"))
     state = root.get_substate(cls.get_full_name().split("."))
     state.session_token = token
-    return state
+    return Handlers(state)
+
+
+def run_handler(state: rx.State, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the handler ``name`` of ``state`` as the Reflex backend does and return what it
+    returned: an ordinary handler directly; a background one (``async``) to its end on an event
+    loop, its worker-thread calls in real threads (a plain state's ``async with self`` is a
+    no-op, as nothing else touches this tree meanwhile)."""
+    handler = getattr(type(state), name)
+    if not isinstance(handler, EventHandler):
+        raise AttributeError(f"{type(state).__name__}.{name} is not an event handler")
+    if not handler.is_background:
+        return getattr(state, name)(*args, **kwargs)
+    return asyncio.run(handler.fn(state, *args, **kwargs))
+
+
+class Handlers:
+    """A state whose event handlers are called as the backend calls them (``run_handler``);
+    every other attribute is the state's own (read and written through)."""
+
+    def __init__(self, state: rx.State):
+        object.__setattr__(self, "state", state)
+
+    def __getattr__(self, name: str) -> Any:
+        state = object.__getattribute__(self, "state")
+        if name in type(state).event_handlers or name in _inherited_handlers(type(state)):
+            return functools.partial(run_handler, state, name)
+        return getattr(state, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "state"), name, value)
+
+
+def _inherited_handlers(cls: type[rx.State]) -> set[str]:
+    names: set[str] = set()
+    for base in cls.__mro__:
+        names |= set(getattr(base, "event_handlers", {}) or {})
+    return names
 
 
 def forged_token() -> str:

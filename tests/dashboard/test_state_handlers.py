@@ -237,6 +237,7 @@ READS = {
     "run.load": (RunDetailState, "/run", lambda s: s.load(), lambda s: not s.found),
     "stuck.load": (StuckState, "/stuck", lambda s: s.load(), lambda s: not s.loaded),
     "stuck.refresh": (StuckState, "/stuck", lambda s: s.refresh(), lambda s: s.dead == []),
+    "stuck.tick": (StuckState, "/stuck", lambda s: s.tick(), lambda s: s.dead == []),
     "stuck.set_threshold": (
         StuckState,
         "/stuck",

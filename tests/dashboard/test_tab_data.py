@@ -24,7 +24,7 @@ from tender_dashboard_reflex.state.overview import OverviewState
 from tender_dashboard_reflex.state.portals import PortalsState
 from tender_dashboard_reflex.state.runs import RunDetailState, RunsState
 from tender_dashboard_reflex.state.stuck import StuckState
-from tests.dashboard.support import Dash, redirect_target
+from tests.dashboard.support import Dash, Handlers, redirect_target
 
 PORTALS = ("Assam Tenders", "CPPP Central", "MP Tenders", "Gujarat Tenders", "ops:cron")
 
@@ -42,7 +42,7 @@ class Tab:
         self.root.rx_router_url = URLData.from_url(ReflexURL(f"http://localhost:3000{path}"))
 
     def state(self, cls: type[rx.State]) -> Any:
-        return self.root.get_substate(cls.get_full_name().split("."))
+        return Handlers(self.root.get_substate(cls.get_full_name().split(".")))
 
     def sent_on_hydrate(self) -> str:
         """Everything a socket hydrating with this tab's token would receive."""
