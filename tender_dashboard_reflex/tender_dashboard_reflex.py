@@ -24,6 +24,7 @@ from tender_dashboard_reflex.pages.overview import overview_page
 from tender_dashboard_reflex.pages.portals import portals_page
 from tender_dashboard_reflex.pages.runs import run_detail_page, runs_page_view
 from tender_dashboard_reflex.pages.stuck import stuck_page
+from tender_dashboard_reflex.state.auth import ForgetEndedSessions
 from tender_dashboard_reflex.state.history import HistoryState
 from tender_dashboard_reflex.state.login import LoginState
 from tender_dashboard_reflex.state.overview import OverviewState
@@ -86,6 +87,8 @@ app = rx.App(
         custom_attrs={"mobileOffset": {"left": "8px", "right": "10em", "bottom": "8px"}},
     ),
 )
+# A reloaded tab whose session ended gets nothing of what it showed (see ForgetEndedSessions).
+app.add_middleware(ForgetEndedSessions(), index=0)
 app.register_lifespan_task(monitor_in_dashboard)
 app.add_page(login_page, route=routes.LOGIN, title="Log in", on_load=LoginState.open_page)
 app.add_page(overview_page, route=routes.OVERVIEW, title="Overview", on_load=OverviewState.load)

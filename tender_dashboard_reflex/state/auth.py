@@ -31,7 +31,9 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 from urllib.parse import quote
 
 import reflex as rx
-from reflex.event import EventCallback
+from reflex.event import Event, EventCallback, get_hydrate_event
+from reflex.middleware import Middleware
+from reflex_base.constants.state import FIELD_MARKER
 
 from cleanup_core.accounts import ADMIN, User
 from cleanup_core.errors import CleanupError
@@ -280,6 +282,61 @@ class AuthState(rx.State):
             log.info("dashboard logout: %s", self.username)
         self._forget_tab()
         return rx.redirect(routes.LOGIN)
+
+
+class ForgetEndedSessions(Middleware):
+    """On a tab's hydrate (a reload, a reconnect) Reflex sends the socket everything the tab's
+    state holds. Before that, this checks the session the tab last had (in a worker thread) and
+    empties the tab if it is gone (logged out, expired, ended elsewhere) or cannot be checked:
+    no page's runs or history reach a browser without a valid session. Added first, before
+    Reflex's own hydrate middleware."""
+
+    async def preprocess(self, app: Any, state: rx.State, event: Event) -> None:
+        if event.name not in _hydrate_events(state):
+            return
+        tab = await state.get_state(AuthState)
+        # The token the browser holds now (its cookie, sent with the hydrate), else the tab's.
+        token = _cookie_token(event.payload.get("vars")) or tab.session_token
+        try:
+            user = await in_thread(functools.partial(accounts().user_for, token))
+        except CleanupError as exc:  # cannot vouch for the session: show nothing
+            log.warning("emptied a tab on reload: the session could not be checked: %s", exc)
+            user = None
+        if user is None:
+            if tab.username:
+                log.info("emptied a tab on reload: its session ended (%s)", tab.username)
+            for page in _page_states(AuthState):  # loaded, so reset() reaches each
+                await state.get_state(page)
+            tab.reset()
+
+
+def _hydrate_events(state: rx.State) -> set[str]:
+    """The events that send a tab its whole state: ``hydrate``, and ``hydrate_and_load``
+    (sent on every socket (re)connect)."""
+    hydrate = get_hydrate_event(state)
+    return {hydrate, hydrate.rpartition(".")[0] + ".hydrate_and_load"}
+
+
+def _cookie_token(client_vars: object) -> str:
+    """The session cookie among the browser's storage values a hydrate carries, or ""."""
+    if not isinstance(client_vars, dict):
+        return ""
+    for name, value in client_vars.items():
+        state_name, _, var_name = str(name).rpartition(".")
+        if (
+            state_name == AuthState.get_full_name()
+            and var_name.removesuffix(FIELD_MARKER) == "session_token"
+            and isinstance(value, str)
+        ):
+            return value
+    return ""
+
+
+def _page_states(cls: type[rx.State]) -> list[type[rx.State]]:
+    found: list[type[rx.State]] = []
+    for sub in cls.get_substates():
+        found += [sub, *_page_states(sub)]
+    return found
 
 
 Guarded = TypeVar("Guarded", bound="AuthState")

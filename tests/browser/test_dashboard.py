@@ -217,11 +217,10 @@ def test_refresh_and_auto_refresh_drop_runs_that_finished_elsewhere(
     page.click("#refresh")
     expect(page.locator(f"#dead-row-{fleet['dead']}")).to_have_count(0)
 
-    page.click("#auto-refresh")
-    expect(page.locator("#auto-refresh")).to_be_checked()
+    expect(page.locator("#auto-refresh")).to_be_checked()  # on by default
     runs.update(fleet["resumable"], status=COMPLETED, completed_at=datetime.now(UTC))
     expect(rows(page, "resumable")).to_have_count(0, timeout=25_000)
-    # That refresh has happened, so only the next 15-second poll can show this one.
+    # That refresh has happened, so only a later 5-second tick can show this one.
     app.service.cleanup_runs([fleet["dead_old"]], actor="ops:cron")
     expect(rows(page, "dead")).to_have_count(0, timeout=25_000)
     expect(page.locator("#dead-table-empty")).to_be_visible()

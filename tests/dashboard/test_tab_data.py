@@ -6,6 +6,7 @@ data, and a handler that finds no valid session must leave none behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 import reflex as rx
+from reflex.event import Event, get_hydrate_event
 from reflex.istate.data import ReflexURL, URLData
+from reflex_base.constants.state import FIELD_MARKER
 from sqlalchemy import update
 
 from cleanup_core.models import DashboardSession
@@ -24,6 +27,7 @@ from tender_dashboard_reflex.state.overview import OverviewState
 from tender_dashboard_reflex.state.portals import PortalsState
 from tender_dashboard_reflex.state.runs import RunDetailState, RunsState
 from tender_dashboard_reflex.state.stuck import StuckState
+from tender_dashboard_reflex.tender_dashboard_reflex import app
 from tests.dashboard.support import Dash, Handlers, redirect_target
 
 PORTALS = ("Assam Tenders", "CPPP Central", "MP Tenders", "Gujarat Tenders", "ops:cron")
@@ -169,3 +173,60 @@ def test_the_login_page_of_a_tab_whose_session_ended_holds_no_data(
     assert tab.state(LoginState).open_page() is None
 
     assert_holds_nothing(tab)
+
+
+def hydrate(tab: Tab, cookie: str | None = None) -> str:
+    """What a socket (re)connecting with this tab's token receives: the app's middleware, then
+    Reflex's ``hydrate_and_load`` (with the browser's session cookie, if it still has one), as
+    the backend runs them; the snapshot is read where the handler takes it, ``State.dict``."""
+    name = get_hydrate_event(tab.root).rpartition(".")[0] + ".hydrate_and_load"
+    cookie_var = AuthState.get_full_name() + ".session_token" + FIELD_MARKER
+    payload = {"vars": {cookie_var: cookie}} if cookie is not None else {}
+    event = Event(name=name, payload=payload)
+    for middleware in app._middlewares:
+        assert asyncio.run(middleware.preprocess(app, tab.root, event)) is None
+    if cookie is not None:
+        tab.auth.session_token = cookie  # as hydrate_and_load applies the browser's storage
+    return tab.sent_on_hydrate()
+
+
+@pytest.mark.parametrize("ended", [_ended_elsewhere, _expired], ids=["logged-out", "expired"])
+@pytest.mark.parametrize("cookie", [False, True], ids=["tab-token", "browser-cookie"])
+def test_reloading_a_tab_whose_session_ended_sends_none_of_its_data(
+    dash: Dash, fleet: dict[str, int], ended: Callable[[Dash, str], None], cookie: bool
+) -> None:
+    token = dash.token()
+    tab = Tab(token)
+    open_every_page(dash, fleet, tab)
+    ended(dash, token)
+
+    sent = hydrate(tab, token if cookie else None)
+
+    assert not [name for name in PORTALS if name in sent]
+    tab.auth.session_token = ""  # (a reset tab keeps the cookie the browser sent)
+    assert_holds_nothing(tab)
+
+
+def test_reloading_a_tab_with_a_valid_session_keeps_its_pages(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    token = dash.token()
+    tab = Tab(token)
+    open_every_page(dash, fleet, tab)
+
+    sent = hydrate(tab, token)
+
+    assert all(name in sent for name in PORTALS)
+    assert tab.state(StuckState).loaded and tab.auth.username == "alice"
+
+
+def test_a_tab_whose_old_session_ended_keeps_its_pages_once_the_browser_logged_in_again(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    """The browser's cookie is what the tab goes on with; a new valid one keeps the pages."""
+    old = dash.token()
+    tab = Tab(old)
+    open_every_page(dash, fleet, tab)
+    _ended_elsewhere(dash, old)
+
+    assert all(name in hydrate(tab, dash.token()) for name in PORTALS)
