@@ -26,6 +26,7 @@ from cleanup_core.accounts import Accounts, LoginThrottle
 from cleanup_core.service import StuckRunSummary
 
 Changed = TypeVar("Changed")
+_clock = time.monotonic  # (tests move it on instead of waiting)
 
 # How old a shared scan may be when a page shows it: changes made elsewhere show within this.
 SCAN_SECONDS = 3.0
@@ -50,7 +51,8 @@ def accounts() -> Accounts:
 class _Scanned:
     summary: StuckRunSummary
     service: CleanupService  # the one it came from (tests build a new one per database)
-    started: float  # time.monotonic() when the scan began
+    started: float  # _clock() when the scan began
+    number: int  # how many scans had begun before it
     generation: int  # scan_changed() calls before it began
 
 
@@ -60,12 +62,13 @@ class _SharedScan:
         self._locks: dict[float | None, threading.Lock] = {}
         self._scans: dict[float | None, _Scanned] = {}
         self._generation = 0
+        self._begun = 0  # scans begun
         self.scans = 0  # how many scans ran (tests and the benchmark read it)
 
     def get(self, hours: float | None, *, fresh: bool) -> StuckRunSummary:
-        asked = time.monotonic()
         with self._guard:
             lock = self._locks.setdefault(hours, threading.Lock())
+            asked = self._begun
         with lock:  # one scan per threshold at a time; the others wait and share it
             with self._guard:
                 scanned, generation = self._scans.get(hours), self._generation
@@ -73,15 +76,18 @@ class _SharedScan:
                 scanned is not None
                 and scanned.service is service()
                 and scanned.generation == generation
-                and time.monotonic() - scanned.started < SCAN_SECONDS
-                and (not fresh or scanned.started >= asked)  # begun after we asked: fresh
+                and _clock() - scanned.started < SCAN_SECONDS
+                and (not fresh or scanned.number >= asked)  # begun after we asked: fresh
             ):
                 return scanned.summary
-            started = time.monotonic()
+            started = _clock()
+            with self._guard:
+                number = self._begun
+                self._begun += 1
             summary = service().scan(hours)
             with self._guard:
                 self.scans += 1
-                self._scans[hours] = _Scanned(summary, service(), started, generation)
+                self._scans[hours] = _Scanned(summary, service(), started, number, generation)
             return summary
 
     def changed(self) -> None:

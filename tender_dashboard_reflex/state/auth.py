@@ -33,6 +33,7 @@ from urllib.parse import quote
 import reflex as rx
 from reflex.event import Event, EventCallback, get_hydrate_event
 from reflex.middleware import Middleware
+from reflex.state import BaseState
 from reflex_base.constants.state import FIELD_MARKER
 
 from cleanup_core.accounts import ADMIN, User
@@ -291,7 +292,7 @@ class ForgetEndedSessions(Middleware):
     no page's runs or history reach a browser without a valid session. Added first, before
     Reflex's own hydrate middleware."""
 
-    async def preprocess(self, app: Any, state: rx.State, event: Event) -> None:
+    async def preprocess(self, app: Any, state: BaseState, event: Event) -> None:
         if event.name not in _hydrate_events(state):
             return
         tab = await state.get_state(AuthState)
@@ -310,7 +311,7 @@ class ForgetEndedSessions(Middleware):
             tab.reset()
 
 
-def _hydrate_events(state: rx.State) -> set[str]:
+def _hydrate_events(state: BaseState) -> set[str]:
     """The events that send a tab its whole state: ``hydrate``, and ``hydrate_and_load``
     (sent on every socket (re)connect)."""
     hydrate = get_hydrate_event(state)
@@ -332,8 +333,8 @@ def _cookie_token(client_vars: object) -> str:
     return ""
 
 
-def _page_states(cls: type[rx.State]) -> list[type[rx.State]]:
-    found: list[type[rx.State]] = []
+def _page_states(cls: type[BaseState]) -> list[type[BaseState]]:
+    found: list[type[BaseState]] = []
     for sub in cls.get_substates():
         found += [sub, *_page_states(sub)]
     return found

@@ -22,7 +22,7 @@ from typing import Any
 
 import reflex as rx
 from reflex.event import EventHandler
-from reflex.istate.data import ReflexURL, URLData
+from reflex.istate.data import ReflexURL, SessionData, URLData
 from sqlalchemy import func, select
 
 from cleanup_core import CleanupService
@@ -109,6 +109,7 @@ def make_state(cls: type[rx.State], token: str = "", path: str = "/") -> Any:
     its handlers callable as the backend calls them (see ``Handlers``)."""
     root = rx.State(_reflex_internal_init=True)
     root.rx_router_url = URLData.from_url(ReflexURL(f"http://localhost:3000{path}"))
+    root.rx_router_session = SessionData(client_token=secrets.token_hex(8))  # its own tab
     state = root.get_substate(cls.get_full_name().split("."))
     state.session_token = token
     return Handlers(state)

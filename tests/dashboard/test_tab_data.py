@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import reflex as rx
 from reflex.event import Event, get_hydrate_event
-from reflex.istate.data import ReflexURL, URLData
+from reflex.istate.data import ReflexURL, SessionData, URLData
 from reflex_base.constants.state import FIELD_MARKER
 from sqlalchemy import update
 
@@ -38,6 +39,7 @@ class Tab:
 
     def __init__(self, token: str):
         self.root = rx.State(_reflex_internal_init=True)
+        self.root.rx_router_session = SessionData(client_token=secrets.token_hex(8))
         self.go("/")
         self.auth = self.state(AuthState)
         self.auth.session_token = token
