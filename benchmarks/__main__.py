@@ -6,11 +6,14 @@
     python -m benchmarks --skip-browser --skip-tracker --skip-detection
     python -m benchmarks --only detection         # one section
     python -m benchmarks --only pooler --pg ADMIN_URL   # a scraper fleet through PgBouncer
+    python -m benchmarks --only live                    # 1, 10, 30 sessions during a clean-up
+    python -m benchmarks --only live --live-size 100000 --live-sessions 1,5   # a quick try
 
 Sections: ``pooler`` (with --pg only: 500 scrapers heartbeating through PgBouncer), ``scale``
 (the sizes: pre-scrape check, summary, clean-up, dashboard), ``tracker`` (many scrapers on one
-SQLite file) and ``detection`` (crash detection latency and false positives
-over a simulated 90-day fleet history, static vs adaptive thresholds).
+SQLite file), ``detection`` (crash detection latency and false positives
+over a simulated 90-day fleet history, static vs adaptive thresholds) and ``live`` (N dashboard
+sessions navigating while one admin cleans 4,000 dead runs: time to data per navigation).
 
 Prints tables and writes JSON (figures, ratios, sizes, machine info) to --out; a section that was
 not run this time keeps its figures from the file already there.
@@ -34,11 +37,11 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks import dashboard, detection, figures, pooler_load, synthetic, tracker_load
+from benchmarks import dashboard, detection, figures, live, pooler_load, synthetic, tracker_load
 from cleanup_core import Settings
 
 RUNNING = 10_000
-SECTIONS = ("pooler", "scale", "tracker", "detection")
+SECTIONS = ("pooler", "scale", "tracker", "detection", "live")
 
 
 def machine() -> dict[str, Any]:
@@ -260,6 +263,23 @@ def detection_sections(workdir: Path, args: argparse.Namespace) -> list[dict[str
     ]
 
 
+def live_section(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The live dashboard on SQLite: ``--live-size`` runs (10,000 running, 4,000 of them dead;
+    fewer on a small database), ``--live-sessions`` people at once."""
+    size = args.live_size
+    target = SqliteFile(workdir / "live", "live")
+    Path(target.workdir).mkdir(parents=True, exist_ok=True)
+    try:
+        running = min(RUNNING, size // 10)
+        print(f"-- live: generating {size:,} runs ({running:,} running) ...", flush=True)
+        synthetic.build(target.settings(), total=size, running=running)
+        sessions = [int(n) for n in args.live_sessions.split(",")]
+        result = live.measure(target.settings(), Path(target.workdir), sessions=sessions)
+    finally:
+        target.cleanup()
+    return {"size": size, "running": running, **result}
+
+
 def chosen_sections(args: argparse.Namespace) -> list[str]:
     if args.only:
         return [s for s in SECTIONS if s in args.only]
@@ -267,6 +287,7 @@ def chosen_sections(args: argparse.Namespace) -> list[str]:
         "pooler": args.skip_pooler or not args.pg,
         "tracker": args.skip_tracker,
         "detection": args.skip_detection,
+        "live": args.skip_browser,
     }
     return [s for s in SECTIONS if not skipped.get(s)]
 
@@ -318,6 +339,10 @@ def main() -> None:
         "--scan-minutes", type=float, default=detection.SCAN_MINUTES, help="simulated scan interval"
     )
     parser.add_argument("--skip-pooler", action="store_true", help="no PgBouncer fleet (--pg)")
+    parser.add_argument("--live-size", type=int, default=1_000_000, help="runs in the database")
+    parser.add_argument(
+        "--live-sessions", default="1,10,30", help="dashboard sessions at once, comma-separated"
+    )
     parser.add_argument("--pool-scrapers", type=int, default=500)
     parser.add_argument("--pool-seconds", type=float, default=60.0)
     parser.add_argument("--pool-processes", type=int, default=4)
@@ -337,6 +362,8 @@ def main() -> None:
             ran["tracker"] = tracker(workdir, args)
         if "detection" in sections:
             ran["detection"] = detection_sections(workdir, args)
+        if "live" in sections:
+            ran["live"] = live_section(workdir, args)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -362,6 +389,8 @@ def main() -> None:
         )
     for section in ran.get("detection", []):
         detection.print_section(section)
+    if "live" in ran:
+        live.print_section(ran["live"])
     write_report(Path(args.out), ran)
 
 

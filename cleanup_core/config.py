@@ -67,6 +67,20 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
 _hours = _positive("hours")
 
 
+def _scan_seconds(value: object) -> float:
+    """How old the dashboard's shared scan may be: 0 (every page view scans) to 60 seconds."""
+    wanted = "must be a number of seconds from 0 to 60"
+    if isinstance(value, bool):
+        raise ValueError(wanted)
+    try:
+        number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(wanted) from None
+    if not math.isfinite(number) or not 0 <= number <= 60:
+        raise ValueError(wanted)
+    return number
+
+
 def _whole(kind: str, minimum: int, maximum: int) -> Callable[[object], int]:
     """A parser for a whole number of ``kind`` from ``minimum`` to ``maximum``."""
     wanted = f"must be a whole number of {kind} from {minimum} to {maximum}"
@@ -319,6 +333,7 @@ class Settings:
     monitor_in_dashboard: bool = False
     dashboard_url: str | None = None
     session_hours: float = 12.0
+    dashboard_scan_seconds: float = 3.0
     login_delay_after: int = 3
     login_delay_seconds: float = 1.0
     login_lockout_after: int = 10
@@ -466,6 +481,7 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "monitor_in_dashboard": _boolean,
     "dashboard_url": _text,
     "session_hours": _positive("hours"),
+    "dashboard_scan_seconds": _scan_seconds,
     "login_delay_after": _whole("failed logins", 1, 1000),
     "login_delay_seconds": _positive("seconds", 3600),
     "login_lockout_after": _whole("failed logins", 1, 1000),

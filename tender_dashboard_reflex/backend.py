@@ -4,11 +4,12 @@ does not open the database); and the shared scan its live pages read.
 
 **The shared scan.** Overview, Stuck runs and Portals show a judgement of every running run.
 Each tab of those pages re-reads it every few seconds (auto-refresh), so instead of one scan per
-tab and tick, a backend worker keeps the last scan per threshold for ``SCAN_SECONDS`` and the tabs
-share it: N tabs asking at once cause one scan (the others wait for it, in their worker threads).
-A change made through this worker (clean-up, revert, resume, start) drops it at once
-(``scan_changed``); a change made elsewhere (a scraper, another worker, the CLI) shows within
-``SCAN_SECONDS``. Called from worker threads only, never on the event loop.
+tab and tick, a backend worker keeps the last scan per threshold for ``dashboard_scan_seconds``
+(default 3) and its tabs share it: N tabs asking at once cause one scan (the others wait for it,
+in their worker threads). A change made through this worker (clean-up, revert, resume, start)
+drops it at once (``changing``); a change made elsewhere (a scraper, another worker, the CLI)
+shows within ``dashboard_scan_seconds``. Called from worker threads only, never on the event
+loop.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from cleanup_core.service import StuckRunSummary
 
 Changed = TypeVar("Changed")
 _clock = time.monotonic  # (tests move it on instead of waiting)
-
-# How old a shared scan may be when a page shows it: changes made elsewhere show within this.
-SCAN_SECONDS = 3.0
 
 
 @cache
@@ -56,6 +54,12 @@ class _Scanned:
     generation: int  # scan_changed() calls before it began
 
 
+def _scan_seconds() -> float:
+    """How old a shared scan may be when a page shows it: changes made elsewhere show within
+    this (``dashboard_scan_seconds``)."""
+    return service().settings.dashboard_scan_seconds
+
+
 class _SharedScan:
     def __init__(self) -> None:
         self._guard = threading.Lock()  # guards the two dicts and the generation
@@ -76,7 +80,7 @@ class _SharedScan:
                 scanned is not None
                 and scanned.service is service()
                 and scanned.generation == generation
-                and _clock() - scanned.started < SCAN_SECONDS
+                and _clock() - scanned.started < _scan_seconds()
                 and (not fresh or scanned.number >= asked)  # begun after we asked: fresh
             ):
                 return scanned.summary
@@ -101,7 +105,7 @@ _shared = _SharedScan()
 
 def shared_scan(hours: float | None = None, *, fresh: bool = False) -> StuckRunSummary:
     """Every running run judged with the threshold ``hours`` (``None``: the settings'), at
-    most ``SCAN_SECONDS`` old, and newer than the last change made through this worker;
+    most ``dashboard_scan_seconds`` old, and newer than the last change made through this worker;
     ``fresh`` (a person clicked Refresh): begun after this call."""
     return _shared.get(hours, fresh=fresh)
 

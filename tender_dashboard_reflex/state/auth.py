@@ -261,7 +261,8 @@ class AuthState(rx.State):
         Reset from the ``AuthState`` of the tab, as every page state is one of its substates
         (an event of ``AuthState`` has all of them loaded, also from Redis)."""
         tab: Any = self
-        while type(tab) is not AuthState:
+        # (By name: in a background event ``self`` is a proxy, whose type is the proxy's.)
+        while tab.get_full_name() != AuthState.get_full_name():
             tab = tab.parent_state
         tab.reset()
 

@@ -126,6 +126,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         # The third failed login in a row locks (test_abuse.py); a test that fails once and
         # then logs in is unaffected.
         "CLEANUP_LOGIN_LOCKOUT_AFTER": "3",
+        # Each test seeds its own fleet, which the app must show at once (not a scan kept from
+        # the test before); test_live.py shows pages following changes made elsewhere.
+        "CLEANUP_DASHBOARD_SCAN_SECONDS": "0",
     }
     env = app_env(cleanup_env)
     _cli(env, "init")

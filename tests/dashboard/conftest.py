@@ -57,6 +57,9 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
         "CLEANUP_LOG_DIR": str(tmp_path / "logs"),
         "CLEANUP_RESUME_COMMAND": f"{recorder} resume {{portal}} {{run_id}}",
         "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
+        # Each handler test sees a change at once; the shared scan's reuse is tested on its own
+        # (tests/dashboard/test_live.py sets it back).
+        "CLEANUP_DASHBOARD_SCAN_SECONDS": "0",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -75,9 +78,6 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
             )
     backend.service.cache_clear()
     backend.accounts.cache_clear()
-    # Each handler test sees a change at once; the shared scan's reuse is tested on its own
-    # (tests/dashboard/test_live.py sets it back).
-    monkeypatch.setattr(backend, "SCAN_SECONDS", 0.0)
     try:
         yield Dash(seeder, LiveRuns(seeder), checkpoint_dir, record)
     finally:

@@ -143,7 +143,7 @@ def test_the_busy_flag_is_cleared_when_the_action_fails(dash: Dash, fleet: dict[
 def shared(monkeypatch: pytest.MonkeyPatch, dash: Dash) -> list[float]:
     """The shared scan kept for 3 s, on a clock the test moves (``now[0]``)."""
     now = [1000.0]
-    monkeypatch.setattr(backend, "SCAN_SECONDS", 3.0)
+    monkeypatch.setenv("CLEANUP_DASHBOARD_SCAN_SECONDS", "3")  # read when the backend starts
     monkeypatch.setattr(backend, "_clock", lambda: now[0])
     backend.scan_changed()
     return now

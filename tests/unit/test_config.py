@@ -314,3 +314,22 @@ def test_a_pool_size_of_true_in_the_file_is_refused(tmp_path):
     path = write_toml(tmp_path, "db_pool_size = true\n")
     with pytest.raises(ConfigError, match="db_pool_size: must be a whole number"):
         Settings.load({"CLEANUP_CONFIG": str(path)})
+
+
+def test_the_dashboards_shared_scan_age(tmp_path):
+    assert Settings.load({}).dashboard_scan_seconds == 3.0
+    assert Settings.load({"CLEANUP_DASHBOARD_SCAN_SECONDS": "0"}).dashboard_scan_seconds == 0.0
+    path = write_toml(tmp_path, "dashboard_scan_seconds = 10\n")
+    assert Settings.load({"CLEANUP_CONFIG": str(path)}).dashboard_scan_seconds == 10.0
+
+
+@pytest.mark.parametrize("value", ["-1", "61", "nan", "inf", "soon"])
+def test_a_bad_shared_scan_age_names_the_setting(value):
+    with pytest.raises(ConfigError, match="CLEANUP_DASHBOARD_SCAN_SECONDS: must be a number"):
+        Settings.load({"CLEANUP_DASHBOARD_SCAN_SECONDS": value})
+
+
+def test_a_shared_scan_age_of_true_in_the_file_is_refused(tmp_path):
+    path = write_toml(tmp_path, "dashboard_scan_seconds = true\n")
+    with pytest.raises(ConfigError, match="dashboard_scan_seconds: must be a number"):
+        Settings.load({"CLEANUP_CONFIG": str(path)})
