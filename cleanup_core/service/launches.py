@@ -538,6 +538,13 @@ class Launching(WorkerWrites):
             log_tail=tuple(log_tail(record.log_path)) if tail else (),
         )
 
+    def check_auto_resume_settings(self) -> None:
+        """``ConfigError`` naming the portal when auto_resume is on for a stored or configured
+        portal that has no resume_command."""
+        with self.db.read() as conn:
+            names = runs.portal_names(conn)
+        self.settings.check_auto_resume(names)
+
     def finish_launch(self, launch_id: int, *, exit_code: int, error: str | None = None) -> bool:
         """The launched process ended with ``exit_code`` (``launch_wrapper`` calls this).
         ``False`` when the launch is unknown or its end was recorded already."""
