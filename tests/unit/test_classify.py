@@ -179,7 +179,7 @@ YOUNG = "2026-11-28 15:30:00"  # 2 h ago
         ),
         (
             "start a minute in the future",
-            {"started_at": utc(minutes=1)},
+            {"started_at": utc(minutes=-1)},
             NO_CHECKPOINT,
             RunState.YOUNG,
         ),
