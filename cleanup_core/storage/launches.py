@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from cleanup_core.models import Launch, table
 from cleanup_core.records import LaunchRecord
@@ -143,3 +143,10 @@ def auto_resume_counts(
         ).all()
     )
     return {row.run_id: (int(row.launches), exits.get(row.latest)) for row in grouped}
+
+
+def forget_runs(conn: Connection, run_ids: Sequence[int]) -> None:
+    """Drop the launches of deleted runs: a later run that gets the same id must not inherit
+    their automatic attempts or a "starting" launch (their audit events stay)."""
+    for chunk in chunks(run_ids):
+        conn.execute(delete(LAUNCHES).where(LAUNCHES.c.run_id.in_(chunk)))

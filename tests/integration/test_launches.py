@@ -217,3 +217,17 @@ def test_the_wrapper_records_a_program_that_vanished_as_127(launcher, runs, tmp_
     view = ended(service, result.launch_id)
     assert (view.state, view.exit_code) == (LaunchState.FAILED, 127)
     assert "could not start" in (view.error or "")
+
+
+def test_a_deleted_runs_launches_are_not_inherited_by_a_reused_id(launcher, runs):
+    service = launcher.service(resume_command=SLOW)
+    run_id = runs.add("Assam Tenders", extracted_total_tenders=4)
+    launcher.pids.append(service.launch_resume(run_id, actor="alice", now=NOW).pid)
+    runs.update(run_id, status="failed")
+    assert service.delete_runs([run_id], confirm=True, actor="ops") == 1
+    assert service.list_launches(run_id=run_id, now=NOW) == []
+    reused = runs.add("Assam Tenders", id=run_id, extracted_total_tenders=4)
+    assert reused == run_id
+    result = service.launch_resume(reused, actor="bob", now=NOW)  # not "already being resumed"
+    launcher.pids.append(result.pid)
+    assert [v.actor for v in service.list_launches(run_id=run_id, now=NOW)] == ["bob"]
