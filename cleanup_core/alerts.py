@@ -332,6 +332,16 @@ class Monitor:
             portal = verdict.portal_name or ""
             if not portal or not settings.auto_resume_for(portal):
                 continue
+            if not settings.resume_command_for(portal):
+                # Refused when the settings are read or ``watch`` starts; a monitor inside the
+                # dashboard meets a portal stored since then here.
+                log.error(
+                    "auto_resume is on for portal %r but it has no resume_command; run %d "
+                    "is not launched",
+                    portal,
+                    verdict.run_id,
+                )
+                continue
             attempt = (verdict.facts.auto_resumes or 0) + 1
             of = f"attempt {attempt} of {settings.max_resume_attempts_for(portal)}"
             try:

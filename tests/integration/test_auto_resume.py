@@ -60,7 +60,10 @@ def make_monitor(settings, tmp_path, started, webhook):
             "busy_timeout_seconds": 20,
             **overrides,
         }
+        no_global_command = values["resume_command"] is None
         configured = settings.with_overrides(**values)
+        if no_global_command:
+            configured = replace(configured, resume_command=None)
         if portals:
             configured = replace(configured, portals=portals)
         service = CleanupService(configured, database=Database(configured, create_missing=True))
@@ -286,3 +289,31 @@ def test_auto_resume_without_a_resume_command_is_a_settings_error(tmp_path, serv
     assert Settings.load({"CLEANUP_RESUME_BACKOFF_MINUTES": "2.5"}).resume_backoff_minutes == 2.5
     with pytest.raises(ConfigError, match="CLEANUP_MAX_RESUME_ATTEMPTS"):
         Settings.load({"CLEANUP_MAX_RESUME_ATTEMPTS": "0"})
+
+
+def test_a_portal_without_a_command_is_logged_and_the_others_are_resumed(
+    runs, make_monitor, started, caplog
+):
+    """A monitor that did not check at start (inside the dashboard) meets a portal stored
+    since: it says so and goes on."""
+    with_command = runs.add("Assam Tenders", extracted_total_tenders=7)
+    without = runs.add("MP Tenders", extracted_total_tenders=2)
+    monitor = make_monitor(
+        resume_command=None,
+        portals={
+            "Assam Tenders": PortalOverride(
+                resume_command=" ".join(
+                    ["{python}", shlex.quote(str(RECORDER)), shlex.quote(str(started)), "{run_id}"]
+                )
+            )
+        },
+    )
+    caplog.set_level("ERROR", logger="cleanup_core.alerts")
+    report = cycle(monitor)
+    assert report.outcome == "ok" and report.auto_resumed == [with_command]
+    assert (
+        f"auto_resume is on for portal 'MP Tenders' but it has no resume_command; run {without}"
+        in (caplog.text)
+    )
+    settle(monitor.service)
+    assert processes(started) == [[str(with_command)]]
