@@ -347,30 +347,13 @@ Guarded = TypeVar("Guarded", bound="AuthState")
 def guarded(
     action: str, *, admin: bool
 ) -> Callable[[Callable[[Guarded, *Args], Any]], Callable[[Guarded, *Args], Any]]:
-    """Run the handler only for a valid session (and the admin role when ``admin``); turn the
-    errors an operator can act on into a toast instead of a stack trace. (The handler's
-    arguments keep their types, so ``SomeState.handler(value)`` in a page is checked.)"""
+    """The older spelling, ``@event @guarded(action, admin=...)`` over a plain handler: the same
+    as ``@background(action, admin=...)``, so such a handler also runs off the event loop (whole,
+    in a worker thread, holding its tab's state). Write new handlers with ``background`` and
+    ``yield`` their blocking calls."""
 
     def decorate(handler: Callable[[Guarded, *Args], Any]) -> Callable[[Guarded, *Args], Any]:
-        @functools.wraps(handler)
-        def checked(self: Guarded, *args: *Args, **kwargs: Any) -> Any:
-            # The session check reads the database too: a locked or unreachable database is an
-            # error toast there as well, and the next event tries again (no restart needed).
-            try:
-                if self._authorize(action, admin=admin) is None:
-                    if self.username:  # signed in, but a viewer
-                        return rx.toast.error(
-                            "Your account can only view; ask an admin to do this."
-                        )
-                    self._forget_tab()
-                    return rx.redirect(f"{routes.LOGIN}?next={quote(self._here(), safe='/')}")
-                # Reflex passes the event's payload by name: the same arguments, as keywords.
-                return cast("Callable[..., Any]", handler)(self, *args, **kwargs)
-            except (CleanupError, ValueError, TypeError) as exc:  # TypeError: a forged argument
-                log.warning("%s failed: %s", action, exc)
-                return rx.toast.error(str(exc), duration=10000)
-
-        return checked
+        return cast("Callable[[Guarded, *Args], Any]", background(action, admin=admin)(handler))
 
     return decorate
 

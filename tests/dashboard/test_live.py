@@ -8,6 +8,7 @@ on one event loop: what one of them waits for in its worker thread must not hold
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import reflex as rx
 
 from cleanup_core import CleanupService
 from tender_dashboard_reflex import backend
+from tender_dashboard_reflex.state.auth import event, guarded
 from tender_dashboard_reflex.state.history import HistoryState
 from tender_dashboard_reflex.state.overview import OverviewState
 from tender_dashboard_reflex.state.portals import PortalsState
@@ -212,3 +215,25 @@ def test_a_clean_up_in_this_worker_shows_in_every_tab_at_once(
     assert other.dead == 1 and admin.dead_total == 1
     cppp = {r.portal: r for r in portals.rows}["Assam Tenders"]
     assert fleet["dead"] not in cppp.run_ids
+
+
+def test_a_handler_written_the_older_way_also_runs_off_the_loop(dash: Dash) -> None:
+    """``@event @guarded(...)`` over a plain handler (as branches written before ``background``
+    have them) is a background event too: checked, then run whole in a worker thread."""
+    threads: list[str] = []
+
+    def handler(self: Any, text: str) -> Any:
+        threads.append(threading.current_thread().name)
+        self.threshold_text = text
+        return rx.toast.info("done")
+
+    checked = event(guarded("try the old way", admin=True)(handler))
+    assert inspect.iscoroutinefunction(checked) and checked._reflex_background_task
+
+    admin = make_state(StuckState, dash.token(), "/stuck").state
+    assert toast(asyncio.run(checked(admin, "7"))) == ("info", "done")
+    assert admin.threshold_text == "7" and threads[0].startswith("dashboard")
+
+    viewer = make_state(StuckState, dash.token("victor"), "/stuck").state
+    level, _ = toast(asyncio.run(checked(viewer, "8")))
+    assert level == "error" and viewer.threshold_text == "" and len(threads) == 1
