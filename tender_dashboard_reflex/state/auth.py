@@ -348,12 +348,14 @@ def guarded(
     action: str, *, admin: bool
 ) -> Callable[[Callable[[Guarded, *Args], Any]], Callable[[Guarded, *Args], Any]]:
     """The older spelling, ``@event @guarded(action, admin=...)`` over a plain handler: the same
-    as ``@background(action, admin=...)``, so such a handler also runs off the event loop (whole,
-    in a worker thread, holding its tab's state). Write new handlers with ``background`` and
-    ``yield`` their blocking calls."""
+    as ``@background(action, admin=admin, busy=admin)``, so such a handler also runs off the
+    event loop (whole, in a worker thread, holding its tab's state), and an admin action ignores
+    a second click while it runs. Write new handlers with ``background`` and ``yield`` their
+    blocking calls."""
 
     def decorate(handler: Callable[[Guarded, *Args], Any]) -> Callable[[Guarded, *Args], Any]:
-        return cast("Callable[[Guarded, *Args], Any]", background(action, admin=admin)(handler))
+        made = background(action, admin=admin, busy=admin)(handler)
+        return cast("Callable[[Guarded, *Args], Any]", made)
 
     return decorate
 
