@@ -2,9 +2,10 @@
 click in the navigation until that page's data reaches the browser, p50 and p95, for N = 1, 10
 and 30 sessions (browser contexts in one Chromium, each its own Reflex client).
 
-Each session goes round Runs -> Stuck runs -> History -> Overview by clicking the navigation;
-one admin meanwhile clicks Clean Stuck Runs and Confirm (every dead run: 4,000 of 10,000
-running on the default fleet). A navigation counts from the click until the websocket delivers
+Each session goes round Runs -> Stuck runs -> History -> Overview by clicking the navigation,
+once to warm up; then one admin clicks Confirm in Clean Stuck Runs (every dead run: 4,000 of
+10,000 running on the default fleet) and at that moment every session goes on clicking round
+until the clean-up has returned. A navigation counts from the click until the websocket delivers
 the page's data (the update carrying the page state's rows or counts; a page re-shown from the
 tab's state before that does not count). Navigations that began while the clean-up ran are
 reported on their own ("during clean-up"). Between two N the cleaned runs are put back by SQL.
@@ -39,7 +40,6 @@ ROUND = (
     ("#nav-history", "history____history_state", "events"),
     ("#nav-overview", "overview____overview_state", "running"),
 )
-MIN_NAVIGATIONS = 4  # per session, even if the clean-up is over sooner
 
 
 @dataclass
@@ -66,17 +66,28 @@ class Session:
         raise TimeoutError(f"no {state}.{var} within {timeout:g} s")
 
 
-async def browse(session: Session, cleaning: asyncio.Event, done: asyncio.Event) -> None:
+async def browse(
+    session: Session, ready: asyncio.Queue[None], cleaning: asyncio.Event, done: asyncio.Event
+) -> None:
+    """Go round the pages: a warm-up round, then from the moment the clean-up starts until it
+    has returned (everyone clicks at once when it starts: the worst moment)."""
     step = 0
-    while step < MIN_NAVIGATIONS or not done.is_set():
+
+    async def navigate() -> None:
+        nonlocal step
         link, state, var = ROUND[step % len(ROUND)]
         began = time.perf_counter()
         await session.page.click(link)
         arrived = await session.data_after(began, state, var)
         session.times.append((began, arrived - began))
         step += 1
-        if not cleaning.is_set() and step >= MIN_NAVIGATIONS:  # warmed up; wait for the start
-            await cleaning.wait()
+
+    for _ in range(len(ROUND)):
+        await navigate()
+    ready.put_nowait(None)
+    await cleaning.wait()
+    while not done.is_set():
+        await navigate()
 
 
 def quantiles(seconds: list[float]) -> dict[str, Any]:
@@ -121,8 +132,10 @@ async def one_round(url: str, token_for: Any, sessions: int, dead: int) -> dict[
         await admin.page.wait_for_selector("#clean-confirm:not([disabled])", timeout=120_000)
 
         cleaning, done = asyncio.Event(), asyncio.Event()
-        browsing = [asyncio.ensure_future(browse(p, cleaning, done)) for p in people]
-        await asyncio.sleep(1)  # everyone is going round
+        ready: asyncio.Queue[None] = asyncio.Queue()
+        browsing = [asyncio.ensure_future(browse(p, ready, cleaning, done)) for p in people]
+        for _ in people:  # everyone has been round once
+            await ready.get()
         started = time.perf_counter()
         cleaning.set()
         await admin.page.click("#clean-confirm")

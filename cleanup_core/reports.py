@@ -18,7 +18,7 @@ from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_sl
 from cleanup_core.classify import Verdict
 from cleanup_core.display import safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
-from cleanup_core.records import RunFacts
+from cleanup_core.records import PortalStatusCount, RunFacts
 from cleanup_core.service import (
     AuditEvent,
     CleanupService,
@@ -107,15 +107,18 @@ def overview(
     *,
     now: datetime | None = None,
     summary: StuckRunSummary | None = None,
+    counts: Sequence[PortalStatusCount] | None = None,
 ) -> Overview:
-    """The counts and charts; ``summary``: a scan already made (the dashboard's shared one)."""
+    """The counts and charts; ``summary`` and ``counts``: a scan and the status counts already
+    read (the dashboard's shared ones)."""
     if summary is None:
         summary = service.scan(now=now)
     now = summary.checked_at
     states = Counter(v.state for v in summary.verdicts)
     tz = service.settings.timezone
     first_day = (now.astimezone(tz) - timedelta(days=CHART_DAYS - 1)).date()
-    counts = service.read_status_counts()
+    if counts is None:
+        counts = service.read_status_counts()
     since = min(now - timedelta(days=7), now - timedelta(days=CHART_DAYS))
     cleanups = service.read_event_times(AuditAction.CLEANUP, since)
     portals: dict[str, PortalStatusCounts] = {}
@@ -158,10 +161,15 @@ def overview(
 # -- runs -------------------------------------------------------------------------------------
 
 
-def portal_names(service: CleanupService) -> dict[str, str]:
+def portal_names(
+    service: CleanupService, counts: Sequence[PortalStatusCount] | None = None
+) -> dict[str, str]:
     """Every portal that has runs, for filters: the name as shown (escaped, shortened; unique)
-    -> the name as stored, which the filter then uses."""
-    stored = {row.portal_name for row in service.read_status_counts()}
+    -> the name as stored, which the filter then uses (``counts``: the status counts already
+    read)."""
+    if counts is None:
+        counts = service.read_status_counts()
+    stored = {row.portal_name for row in counts}
     names: dict[str, str] = {}
     for name in sorted({n for n in stored if isinstance(n, str) and n}, key=str.lower):
         label = short_text(name, 60)

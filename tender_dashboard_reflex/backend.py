@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import Accounts, LoginThrottle
+from cleanup_core.records import PortalStatusCount
 from cleanup_core.service import StuckRunSummary
 
 Changed = TypeVar("Changed")
+Shared = TypeVar("Shared")
 _clock = time.monotonic  # (tests move it on instead of waiting)
 
 
@@ -46,72 +48,81 @@ def accounts() -> Accounts:
 
 
 @dataclass(frozen=True)
-class _Scanned:
-    summary: StuckRunSummary
+class _Read:
+    value: Any
     service: CleanupService  # the one it came from (tests build a new one per database)
-    started: float  # _clock() when the scan began
-    number: int  # how many scans had begun before it
+    started: float  # _clock() when the read began
+    number: int  # how many shared reads had begun before it
     generation: int  # scan_changed() calls before it began
 
 
 def _scan_seconds() -> float:
-    """How old a shared scan may be when a page shows it: changes made elsewhere show within
+    """How old a shared read may be when a page shows it: changes made elsewhere show within
     this (``dashboard_scan_seconds``)."""
     return service().settings.dashboard_scan_seconds
 
 
-class _SharedScan:
+class _Shared:
+    """The last result of each read (a scan per threshold; the runs counted by portal and
+    status), shared by the worker's tabs."""
+
     def __init__(self) -> None:
-        self._guard = threading.Lock()  # guards the two dicts and the generation
-        self._locks: dict[float | None, threading.Lock] = {}
-        self._scans: dict[float | None, _Scanned] = {}
+        self._guard = threading.Lock()  # guards the dicts and the counters
+        self._locks: dict[Hashable, threading.Lock] = {}
+        self._reads: dict[Hashable, _Read] = {}
         self._generation = 0
-        self._begun = 0  # scans begun
+        self._begun = 0  # reads begun
         self.scans = 0  # how many scans ran (tests and the benchmark read it)
 
-    def get(self, hours: float | None, *, fresh: bool) -> StuckRunSummary:
+    def get(self, key: Hashable, read: Callable[[], Shared], *, fresh: bool) -> Shared:
         with self._guard:
-            lock = self._locks.setdefault(hours, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
             asked = self._begun
-        with lock:  # one scan per threshold at a time; the others wait and share it
+        with lock:  # one read per key at a time; the others wait and share it
             with self._guard:
-                scanned, generation = self._scans.get(hours), self._generation
+                last, generation = self._reads.get(key), self._generation
             if (
-                scanned is not None
-                and scanned.service is service()
-                and scanned.generation == generation
-                and _clock() - scanned.started < _scan_seconds()
-                and (not fresh or scanned.number >= asked)  # begun after we asked: fresh
+                last is not None
+                and last.service is service()
+                and last.generation == generation
+                and _clock() - last.started < _scan_seconds()
+                and (not fresh or last.number >= asked)  # begun after we asked: fresh
             ):
-                return scanned.summary
+                return cast("Shared", last.value)
             started = _clock()
             with self._guard:
                 number = self._begun
                 self._begun += 1
-            summary = service().scan(hours)
+            value = read()
             with self._guard:
-                self.scans += 1
-                self._scans[hours] = _Scanned(summary, service(), started, number, generation)
-            return summary
+                self.scans += isinstance(key, tuple) and key[0] == "scan"
+                self._reads[key] = _Read(value, service(), started, number, generation)
+            return value
 
     def changed(self) -> None:
         with self._guard:
             self._generation += 1
-            self._scans.clear()
+            self._reads.clear()
 
 
-_shared = _SharedScan()
+_shared = _Shared()
 
 
 def shared_scan(hours: float | None = None, *, fresh: bool = False) -> StuckRunSummary:
     """Every running run judged with the threshold ``hours`` (``None``: the settings'), at
     most ``dashboard_scan_seconds`` old, and newer than the last change made through this worker;
     ``fresh`` (a person clicked Refresh): begun after this call."""
-    return _shared.get(hours, fresh=fresh)
+    return _shared.get(("scan", hours), lambda: service().scan(hours), fresh=fresh)
+
+
+def shared_status_counts(*, fresh: bool = False) -> list[PortalStatusCount]:
+    """The runs counted by portal and status (every run: on a big database the slowest read of
+    Overview, and of the portal filters on Runs and History), shared like the scan."""
+    return _shared.get(("counts",), service().read_status_counts, fresh=fresh)
 
 
 def scan_changed() -> None:
-    """Runs were changed through this worker: the next page that asks scans again."""
+    """Runs were changed through this worker: the next page that asks reads again."""
     _shared.changed()
 
 

@@ -8,7 +8,7 @@ from cleanup_core.display import safe_text
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
 from cleanup_core.vocabulary import AuditAction
-from tender_dashboard_reflex.backend import changing, service
+from tender_dashboard_reflex.backend import changing, service, shared_status_counts
 from tender_dashboard_reflex.state.auth import (
     AuthState,
     Work,
@@ -63,7 +63,7 @@ class HistoryState(AuthState):
 
     @background("open the history", admin=False)
     def load(self) -> Work:
-        self._portal_names = yield lambda: portal_names(service())
+        self._portal_names = yield lambda: portal_names(service(), shared_status_counts())
         self.portals = [ALL, *self._portal_names]
         yield from self._fetch()
 

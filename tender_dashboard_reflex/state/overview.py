@@ -9,13 +9,13 @@ import reflex as rx
 
 from cleanup_core.reports import STATUS_GROUPS, Overview, overview
 from cleanup_core.service import MonitorStatus
-from tender_dashboard_reflex.backend import service, shared_scan
+from tender_dashboard_reflex.backend import service, shared_scan, shared_status_counts
 from tender_dashboard_reflex.state.auth import AuthState, Work, background, event
 
 
 def _read_overview() -> tuple[Overview, MonitorStatus, tzinfo]:
     return (
-        overview(service(), summary=shared_scan()),
+        overview(service(), summary=shared_scan(), counts=shared_status_counts()),
         service().monitor_status(),
         service().settings.timezone,
     )

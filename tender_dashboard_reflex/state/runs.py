@@ -16,7 +16,7 @@ from cleanup_core.reports import (
     runs_page,
 )
 from cleanup_core.vocabulary import RunStatus
-from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.backend import service, shared_status_counts
 from tender_dashboard_reflex.state.auth import AuthState, Work, background, event, page_argument
 
 ALL = "all"
@@ -74,7 +74,7 @@ class RunsState(AuthState):
 
     @background("open the runs page", admin=False)
     def load(self) -> Work:
-        self._portal_names = yield lambda: portal_names(service())
+        self._portal_names = yield lambda: portal_names(service(), shared_status_counts())
         self.portals = [ALL, *self._portal_names]
         yield from self._fetch()
 

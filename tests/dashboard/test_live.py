@@ -173,6 +173,34 @@ def test_many_tabs_opening_the_live_pages_at_once_cause_one_scan(
     assert all(tab.rows for tab in tabs[2::3])
 
 
+def test_many_tabs_opening_pages_with_portal_filters_count_the_runs_once(
+    dash: Dash, fleet: dict[str, int], shared: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting every run by portal and status (for Overview's chart and the portal filters of
+    Runs and History) is shared too: the slowest read on a big database."""
+    reads = []
+    real = CleanupService.read_status_counts
+
+    def counted(self: CleanupService) -> Any:
+        reads.append(1)
+        return real(self)
+
+    monkeypatch.setattr(CleanupService, "read_status_counts", counted)
+    tabs = [
+        make_state(cls, dash.token(), path)
+        for cls, path in [(RunsState, "/runs"), (HistoryState, "/history"), (OverviewState, "/")]
+        * 4
+    ]
+
+    async def everyone() -> list[Any]:
+        return await asyncio.gather(*(background(tab, "load") for tab in tabs))
+
+    assert asyncio.run(everyone()) == [None] * len(tabs)
+    assert len(reads) == 1
+    assert all("Assam Tenders" in tab.portals for tab in tabs[:2])
+    assert tabs[2].by_portal
+
+
 def test_a_change_made_elsewhere_shows_once_the_shared_scan_is_old(
     dash: Dash, fleet: dict[str, int], shared: list[float]
 ) -> None:
