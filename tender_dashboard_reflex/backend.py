@@ -14,6 +14,7 @@ loop.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -27,6 +28,7 @@ from cleanup_core.accounts import Accounts, LoginThrottle
 from cleanup_core.records import PortalStatusCount
 from cleanup_core.service import StuckRunSummary
 
+log = logging.getLogger("tender_dashboard_reflex")
 Changed = TypeVar("Changed")
 Shared = TypeVar("Shared")
 _clock = time.monotonic  # (tests move it on instead of waiting)
@@ -73,31 +75,65 @@ class _Shared:
         self._generation = 0
         self._begun = 0  # reads begun
         self.scans = 0  # how many scans ran (tests and the benchmark read it)
+        self._refreshers: list[threading.Thread] = []
 
     def get(self, key: Hashable, read: Callable[[], Shared], *, fresh: bool) -> Shared:
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
             asked = self._begun
+            last = self._usable(key)
+        keep = _scan_seconds()
+        if last is not None and not fresh and keep > 0:  # (0: every page reads anew)
+            if _clock() - last.started >= keep and lock.acquire(blocking=False):
+                # Old: read again in the background (once), and give the last one meanwhile,
+                # so no page waits for a slow read (counting a million runs takes a second).
+                refresher = threading.Thread(target=self._refresh, args=(key, read, lock))
+                self._refreshers.append(refresher)
+                refresher.start()
+            return cast("Shared", last.value)
         with lock:  # one read per key at a time; the others wait and share it
             with self._guard:
-                last, generation = self._reads.get(key), self._generation
+                last = self._usable(key)
             if (
                 last is not None
-                and last.service is service()
-                and last.generation == generation
                 and _clock() - last.started < _scan_seconds()
                 and (not fresh or last.number >= asked)  # begun after we asked: fresh
             ):
                 return cast("Shared", last.value)
-            started = _clock()
+            return self._read(key, read)
+
+    def _usable(self, key: Hashable) -> _Read | None:
+        """The last read of ``key``, if nothing changed through this worker since."""
+        last = self._reads.get(key)
+        if last is None or last.service is not service() or last.generation != self._generation:
+            return None
+        return last
+
+    def _read(self, key: Hashable, read: Callable[[], Shared]) -> Shared:
+        started = _clock()
+        with self._guard:
+            number, generation = self._begun, self._generation
+            self._begun += 1
+        value = read()
+        with self._guard:
+            self.scans += isinstance(key, tuple) and key[0] == "scan"
+            self._reads[key] = _Read(value, service(), started, number, generation)
+        return value
+
+    def _refresh(self, key: Hashable, read: Callable[[], Any], lock: threading.Lock) -> None:
+        try:
+            self._read(key, read)
+        except Exception:  # the next page that asks reads in the foreground and says why
+            log.warning("the dashboard's shared %s could not be read again", key, exc_info=True)
             with self._guard:
-                number = self._begun
-                self._begun += 1
-            value = read()
-            with self._guard:
-                self.scans += isinstance(key, tuple) and key[0] == "scan"
-                self._reads[key] = _Read(value, service(), started, number, generation)
-            return value
+                self._reads.pop(key, None)
+        finally:
+            lock.release()
+
+    def settle(self) -> None:
+        """Wait for the background reads (tests)."""
+        while self._refreshers:
+            self._refreshers.pop().join()
 
     def changed(self) -> None:
         with self._guard:
@@ -137,6 +173,11 @@ def changing(change: Callable[[], Changed]) -> Callable[[], Changed]:
             scan_changed()
 
     return run
+
+
+def settle() -> None:
+    """Wait until the shared reads begun in the background have finished (tests)."""
+    _shared.settle()
 
 
 def scans_run() -> int:
