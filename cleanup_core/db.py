@@ -57,6 +57,7 @@ from cleanup_core.models import (
     MonitorNotice,
     MonitorProblem,
     Run,
+    RunCheckpoint,
     RunEvent,
     SchemaVersion,
     Tender,
@@ -86,6 +87,7 @@ ADOPTED_TABLES = tuple(
         LoginFailure,
         DeletedRun,
         DemoRun,
+        RunCheckpoint,
     )
 )
 OWN_TABLE_NAMES = frozenset(
@@ -100,8 +102,9 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs.
-SCHEMA_VERSION = 4
+# never inherits it) and demo_runs; 5: run_checkpoints (each tracked run's checkpoint in the
+# database, so a resume on any host continues from its cursor).
+SCHEMA_VERSION = 5
 
 
 def _add_missing(conn: Connection) -> list[str]:
