@@ -20,8 +20,9 @@ from cleanup_core.display import safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
 from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
+from cleanup_core.stalls import cursor_location
 from cleanup_core.timestamps import duration, parse_timestamp
-from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
+from cleanup_core.vocabulary import AuditAction, CheckpointSource, RunState, RunStatus
 
 PAGE_SIZES = (10, 25, 50, 100)
 # The overview's chart groups run statuses: the known ones, and everything else.
@@ -278,6 +279,7 @@ class RunDetail:
     checkpoint: str
     reasons: list[str] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
+    stalled: str = ""  # an alive run not getting anywhere: where, and for how long
 
 
 def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
@@ -320,7 +322,16 @@ def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[Ev
 
 
 def checkpoint_text(info: CheckpointInfo) -> str:
-    """One line about a checkpoint file, for the run detail."""
+    """One line about a run's checkpoint (its row in the database, else the file), for the
+    run detail."""
+    if info.source is CheckpointSource.DATABASE:
+        if info.status.is_problem:
+            return f"in the database, {info.status.value}: {info.detail}"
+        where = cursor_location(info.cursor)
+        at = f", at {where}" if where else ""
+        return (
+            f"{info.tender_count} tenders{at}, updated {info.updated_at or '?'} (in the database)"
+        )
     if info.path is None or info.status is CheckpointStatus.MISSING:
         return "no checkpoint file"
     if info.status.is_problem:
@@ -345,6 +356,7 @@ def run_detail(
         checkpoint=safe_text(checkpoint_text(found.checkpoint)),
         reasons=[safe_text(r.message) for r in verdict.reasons] if verdict else [],
         events=event_rows(service, found.events),
+        stalled=safe_text(verdict.stall.message) if verdict and verdict.stall else "",
     )
 
 

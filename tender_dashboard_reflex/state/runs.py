@@ -145,6 +145,7 @@ class RunDetailState(AuthState):
     attempt: rx.Field[str] = rx.field("")
     last_progress: rx.Field[str] = rx.field("")
     checkpoint: rx.Field[str] = rx.field("")
+    stalled: rx.Field[str] = rx.field("")  # an alive run stuck in one department: where, how long
     reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
     events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
 
@@ -156,9 +157,9 @@ class RunDetailState(AuthState):
         detail = run_detail(service(), run_id) if run_id is not None else None
         self.found = detail is not None
         if detail is None:
-            self.events, self.reasons = [], []
+            self.events, self.reasons, self.stalled = [], [], ""
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
-        self.reasons, self.events = detail.reasons, detail.events
+        self.reasons, self.events, self.stalled = detail.reasons, detail.events, detail.stalled
         return None
