@@ -214,6 +214,10 @@ class RunCheckpoint(SQLModel, table=True):
     cursor_changed_at: Any = Field(
         default=None, sa_column=Column("cursor_changed_at", UtcTimestamp())
     )
+    # The run's started_at (and attempt) as it was when saved: a row counts only for the run that
+    # wrote it, never for a later run that got the same id (SQLite reuses ids; legacy scrapers
+    # insert their own).
+    run_started_at: Any = Field(default=None, sa_column=Column("run_started_at", LegacyTimestamp()))
 
 
 class SchemaVersion(SQLModel, table=True):

@@ -43,6 +43,7 @@ def upsert_checkpoint(
         tender_ids=tender_ids,
         updated_at=now,
         cursor_changed_at=now,
+        run_started_at=select(RUNS.c.started_at).where(RUNS.c.id == run_id).scalar_subquery(),
     )
     moved = case(
         (
@@ -62,6 +63,7 @@ def upsert_checkpoint(
             "tender_ids": stmt.excluded.tender_ids,
             "updated_at": stmt.excluded.updated_at,
             "cursor_changed_at": moved,
+            "run_started_at": stmt.excluded.run_started_at,
         },
     )
     conn.execute(stmt)
@@ -92,10 +94,20 @@ def forget_orphans(conn: Connection, run_ids: Sequence[int]) -> None:
 
 
 def run_checkpoints(conn: Connection, run_ids: Sequence[int]) -> dict[int, StoredCheckpoint]:
-    """The stored checkpoints of these runs, by run id (runs without one are left out)."""
+    """The stored checkpoints of these runs, by run id (runs without one are left out). A row
+    counts only for the run that wrote it: same start time, and an attempt the run has reached
+    (a later run under a reused id, or one a legacy scraper inserted, has neither)."""
     found: dict[int, StoredCheckpoint] = {}
     for chunk in chunks(run_ids):
-        stmt = select(*_COLUMNS).where(CHECKPOINTS.c.run_id.in_(chunk))
+        stmt = (
+            select(*_COLUMNS)
+            .join(RUNS, RUNS.c.id == CHECKPOINTS.c.run_id)
+            .where(
+                CHECKPOINTS.c.run_id.in_(chunk),
+                RUNS.c.started_at.is_not_distinct_from(CHECKPOINTS.c.run_started_at),
+                RUNS.c.attempt >= CHECKPOINTS.c.attempt,
+            )
+        )
         for row in conn.execute(stmt):
             found[row.run_id] = StoredCheckpoint(*row)
     return found

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from cleanup_core import COMPLETED, CleanupService, RunFencedError, RunState, Settings, track_run
@@ -29,7 +29,7 @@ from cleanup_core.checkpoints import read_checkpoint, write_checkpoint
 from cleanup_core.cli import cli
 from cleanup_core.db import Database
 from cleanup_core.demo import synthetic_portal
-from cleanup_core.models import RunCheckpoint, table
+from cleanup_core.models import Run, RunCheckpoint, table
 from cleanup_core.reports import run_detail
 from cleanup_core.storage import checkpoints as stored_checkpoints
 from cleanup_core.vocabulary import Action, ProblemKind
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_SCRAPER = ROOT / "examples" / "demo_scraper.py"
 AS_OF = date(2026, 11, 27)
 CHECKPOINTS = table(RunCheckpoint)
+RUNS = table(Run)
 PAGE_LINE = re.compile(r"organisation (\d+)/\d+ page (\d+)/\d+")
 
 
@@ -84,6 +85,9 @@ def save_raw_checkpoint(service, run_id, portal, *, cursor, count, changed_at, u
                 tender_ids=json.dumps([f"T{i}" for i in range(count)]),
                 updated_at=updated_at or changed_at,
                 cursor_changed_at=changed_at,
+                run_started_at=select(RUNS.c.started_at)
+                .where(RUNS.c.id == run_id)
+                .scalar_subquery(),
             )
         )
 
@@ -393,6 +397,29 @@ def test_deleting_a_run_drops_its_checkpoint_so_a_reused_id_inherits_nothing(ser
     assert checkpoint_row(service, run.run_id) is not None
     service.delete_runs([run.run_id], confirm=True, actor="test")
     assert checkpoint_row(service, run.run_id) is None
+
+
+def test_a_run_inserted_under_a_reused_id_does_not_inherit_the_checkpoint(
+    service, runs, checkpoint_dir
+):
+    """A legacy scraper (or SQLite) may hand a run id out again after the row was removed
+    without the tool: the old checkpoint row is not the new run's evidence."""
+    with track_run("Nagaland Tenders", service=service) as run:
+        run.add_tenders([{"tender_id": "N1"}])
+        run.save_checkpoint(cursor={"organisation": 2})
+    with service.db.write() as conn:
+        conn.execute(text("DELETE FROM runs WHERE id = :i"), {"i": run.run_id})
+        conn.execute(text("UPDATE tenders SET run_id = NULL"))
+    for leftover in checkpoint_dir.iterdir():
+        leftover.unlink()  # only the database row is left
+    assert checkpoint_row(service, run.run_id) is not None
+    reused = runs.add(
+        "Nagaland Tenders", id=run.run_id, started_at=real_now() - timedelta(hours=30)
+    )
+    (verdict,) = service.scan().verdicts
+    assert verdict.run_id == reused
+    assert verdict.checkpoint.shown_source is None, verdict.summary
+    assert verdict.state is RunState.DEAD
 
 
 # -- stalled in a department ----------------------------------------------------------------
