@@ -26,7 +26,15 @@ from sqlalchemy import delete, func, select
 from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import Accounts
 from cleanup_core.db import Database
-from cleanup_core.models import DashboardSession, DeletedRun, DemoRun, Run, RunEvent, Tender
+from cleanup_core.models import (
+    DashboardSession,
+    DeletedRun,
+    DemoRun,
+    Run,
+    RunCheckpoint,
+    RunEvent,
+    Tender,
+)
 from cleanup_core.service import AuditEvent
 from tests.conftest import Runs
 from tests.helpers.dashboard_server import (
@@ -192,7 +200,7 @@ def runs(app: App) -> LiveRuns:
 def fleet(app: App, runs: LiveRuns) -> dict[str, int]:
     """A fresh fleet for each test: one running run in each state, plus finished runs."""
     with app.service.db.write() as conn:
-        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun):
+        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun, RunCheckpoint):
             conn.execute(delete(table))
     for path in app.checkpoint_dir.iterdir():
         path.unlink()
