@@ -38,8 +38,9 @@ from cleanup_core.vocabulary import Action, AuditAction, RunStatus
 class Claim:
     """A run this worker now holds. ``action``: ``start``, ``resume``, or ``cleanup`` (dead runs
     cleaned, then a new run started). For a resume, ``cursor`` and ``tenders`` are what the
-    checkpoint and the database hold of the run so far; ``checkpoint_behind`` says the database
-    holds tenders the checkpoint lacks (a crash between a commit and the checkpoint write)."""
+    checkpoint (the run's row in the database first, else the portal's file) and the stored
+    tenders hold of the run so far; ``checkpoint_behind`` says the checkpoint file lacks some
+    (a crash between a commit and the checkpoint save, or a resume on another host)."""
 
     portal_name: str
     run_id: int
