@@ -10,6 +10,7 @@ from cleanup_core.numbers import whole_number
 from cleanup_core.reports import (
     PAGE_SIZES,
     EventRow,
+    LaunchRow,
     RunRow,
     RunsPage,
     portal_names,
@@ -148,6 +149,7 @@ class RunDetailState(AuthState):
     stalled: rx.Field[str] = rx.field("")  # an alive run stuck in one department: where, how long
     reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
     events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
+    launch: rx.Field[LaunchRow] = rx.field(default_factory=LaunchRow)  # its latest launch
 
     @event
     @guarded("open a run", admin=False)
@@ -157,9 +159,11 @@ class RunDetailState(AuthState):
         detail = run_detail(service(), run_id) if run_id is not None else None
         self.found = detail is not None
         if detail is None:
-            self.events, self.reasons, self.stalled = [], [], ""
+            self.events, self.reasons, self.launch = [], [], LaunchRow()
+            self.stalled = ""
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
-        self.reasons, self.events, self.stalled = detail.reasons, detail.events, detail.stalled
+        self.reasons, self.events = detail.reasons, detail.events
+        self.launch, self.stalled = detail.launch, detail.stalled
         return None
