@@ -294,11 +294,12 @@ class TrackedRun:
         after the commit, into the portal's checkpoint file, replaced atomically, for tools
         that read files."""
         self._ensure_owned()
-        self.cursor = cursor
-        return self._write_checkpoint()
+        path = self._write_checkpoint(cursor)
+        self.cursor = cursor  # only once saved: a refused cursor leaves the last good one
+        return path
 
-    def _write_checkpoint(self) -> Path:
-        cursor = copy.deepcopy(self.cursor)  # the scraper may change it in place later
+    def _write_checkpoint(self, cursor: Any) -> Path:
+        cursor = copy.deepcopy(cursor)  # the scraper may change it in place later
         try:
             self.service.save_worker_checkpoint(
                 self.run_id,
@@ -448,7 +449,7 @@ class TrackedRun:
         of after the heartbeat timeout. It stays ``running``."""
         try:
             if self._dirty or self.cursor != self._checkpoint_cursor:
-                self._write_checkpoint()  # fenced, like the heartbeat it replaces
+                self._write_checkpoint(self.cursor)  # fenced, like the heartbeat it replaces
             else:
                 self.service.worker_heartbeat(self.run_id, self.attempt)
             self.service.release_run(
