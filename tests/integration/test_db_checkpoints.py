@@ -390,6 +390,27 @@ def test_a_save_with_the_same_cursor_keeps_when_the_cursor_last_moved(service):
     assert json.loads(moved.cursor) == {"organisation": "PWD", "department": "Bridges"}
 
 
+def test_checkpoints_stay_within_max_checkpoint_mb(service, settings):
+    """Over the limit the id list is left out (the count stays; the run's stored tenders tell a
+    resume which it has); a cursor alone over it is refused before anything is written."""
+    small = CleanupService(settings.with_overrides(max_checkpoint_mb=0.001), database=service.db)
+    run = track_run("Mizoram Tenders", service=small, handle_sigterm=False).claim()
+    many = [{"tender_id": f"MZ-{i:04d}"} for i in range(200)]  # ~2.4 KB of ids > 1 KB
+    run.add_tenders(many)
+    run.save_checkpoint(cursor={"organisation": 1})
+    row = checkpoint_row(service, run.run_id)
+    assert (row.tender_count, row.tender_ids) == (200, None)
+    with pytest.raises(ValueError, match="over the 1,048-byte limit"):
+        run.save_checkpoint(cursor={"organisation": "x" * 2000})
+    assert checkpoint_row(service, run.run_id) == row, "nothing written"
+    assert run.cursor == {"organisation": 1}
+    run.release("test")
+    again = track_run("Mizoram Tenders", service=small, handle_sigterm=False).claim()
+    assert (again.run_id, again.cursor) == (run.run_id, {"organisation": 1})
+    assert again.seen_tender_ids == {t["tender_id"] for t in many}
+    again.release("test")
+
+
 def test_deleting_a_run_drops_its_checkpoint_so_a_reused_id_inherits_nothing(service):
     with track_run("Sikkim Tenders", service=service) as run:
         run.add_tenders([{"tender_id": "S1"}])
