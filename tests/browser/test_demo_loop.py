@@ -1,0 +1,126 @@
+"""The demo's recovery loop in a real browser: the dashboard started on the demo database the way
+`bash scripts/start.sh --demo` starts it (the demo, an admin account, then the app with no
+command settings at all), Resume on a resumable run, and the run page shows the launched demo
+scraper's run alive, then completed with exactly the portal's 120 tenders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from cleanup_core import CleanupService, RunState, Settings
+from cleanup_core.accounts import Accounts
+from cleanup_core.db import Database
+from tests.helpers.dashboard_server import ROOT, ServerError, app_env, log_problems, serve
+
+PASSWORD = "demo loop password 1"
+WIDE = {"width": 1400, "height": 900}
+
+
+@dataclass
+class DemoApp:
+    url: str
+    service: CleanupService
+    accounts: Accounts
+    log_path: Path
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cleanup_core", *args],
+        input=stdin,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoApp]:
+    work = tmp_path_factory.mktemp("demo-loop")
+    # Only the database is named (start.sh uses ./data/tenders.db; a test must not write into
+    # the checkout): the checkpoint folder and the scraper commands come from the settings
+    # file the demo writes beside the database.
+    env = app_env({"CLEANUP_DATABASE_URL": f"sqlite:///{work / 'data' / 'tenders.db'}"})
+    _cli(env, "demo", "--checkpoint-dir", str(work / "checkpoints"))
+    _cli(env, "admin", "create", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    settings = Settings.load(env)
+    assert settings.config_file == work / "data" / "cleanup.toml"
+    service = CleanupService(settings, database=Database(settings))
+    log_path = work / "reflex.log"
+    try:
+        with serve(env, log_path) as server:
+            yield DemoApp(server.url, service, Accounts(service.db), log_path)
+    except ServerError as exc:
+        pytest.fail(str(exc))
+    finally:
+        service.db.dispose()
+    problems = log_problems(log_path.read_text(errors="replace"))
+    assert not problems, f"the app logged errors ({log_path}):\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def admin_page(browser: Browser, demo_app: DemoApp) -> Iterator[Page]:
+    login = demo_app.accounts.log_in("admin", PASSWORD)
+    assert login is not None
+    context = browser.new_context(base_url=demo_app.url, viewport=WIDE)
+    context.add_cookies([{"name": "cleanup_session", "value": login.token, "url": demo_app.url}])
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def reload_until(page: Page, element: str, text: str, timeout: float = 90.0) -> None:
+    """Reload the page until ``element`` shows ``text`` (the run page does not refresh by
+    itself)."""
+    deadline = time.monotonic() + timeout
+    locator = page.locator(element)
+    while True:
+        expect(page.locator("#detail-id")).to_be_visible()
+        if text in locator.inner_text():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{element} never showed {text!r}: {locator.inner_text()!r}")
+        time.sleep(0.5)
+        page.reload()
+
+
+def test_resume_on_the_demo_runs_the_demo_scraper_to_completion(
+    admin_page: Page, demo_app: DemoApp
+) -> None:
+    page = admin_page
+    (run_id,) = [
+        v.run_id
+        for v in demo_app.service.scan().verdicts
+        if v.state is RunState.RESUMABLE and v.portal_name == "MP Tenders"
+    ]
+    page.goto("/stuck")
+    expect(page.locator("#page-title")).to_have_text("Stuck runs")
+    page.click(f"#resume-{run_id}")
+    expect(
+        page.locator("[data-sonner-toast]").filter(
+            has_text=f"to resume run {run_id} of 'MP Tenders'"
+        )
+    ).to_be_visible()
+
+    page.goto(f"/run?id={run_id}")
+    reload_until(page, "#detail-status", "alive")
+    extracted_while_alive = int(page.locator("#detail-extracted").inner_text())
+    assert 50 <= extracted_while_alive <= 120
+    reload_until(page, "#detail-status", "completed")
+    expect(page.locator("#detail-extracted")).to_have_text("120")
+    expect(page.locator("#detail-attempt")).to_contain_text("2")
+    expect(page.locator("#detail-events")).to_contain_text("resume_launched")
+    assert demo_app.service.run_status(run_id) == "completed"
