@@ -372,6 +372,10 @@ class _Fleet:
 DEMO_SCRAPER = Path(__file__).resolve().parent.parent / "examples" / "demo_scraper.py"
 # Seconds per result page: a resumed demo run takes about half a minute, long enough to watch.
 DEMO_PAGE_DELAY = 2
+# Not one of the fleet's portals: the one the README's tour crashes and resumes, with a heartbeat
+# timeout of seconds so that takes seconds.
+CRASH_TEST_PORTAL = "Goa eProcurement"
+CRASH_TEST_TIMEOUT_SECONDS = 12
 # The first line of the settings file the demo writes; a file without it is never rewritten.
 DEMO_CONFIG_MARKER = "# Written by `python -m cleanup_core demo`; loading the demo rewrites it."
 
@@ -431,6 +435,11 @@ def configure_demo_commands(settings: Settings, *, other_runs: int = 0) -> DemoC
         "# CLEANUP_CONFIG is given. Delete it when you put real runs into the database.",
         f"checkpoint_dir = {_toml_string(str(settings.checkpoint_dir))}",
         *(f"{name} = {_toml_string(value)}" for name, value in demo_commands().items()),
+        "# The README's crash test: a demo scraper of this portal killed with kill -9 is",
+        f"# resumable {CRASH_TEST_TIMEOUT_SECONDS} s later, not after 30 minutes.",
+        "heartbeat_interval_seconds = 2",
+        f"[portals.{_toml_string(CRASH_TEST_PORTAL)}]",
+        f"heartbeat_timeout_minutes = {CRASH_TEST_TIMEOUT_SECONDS / 60:g}",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.demo.tmp")

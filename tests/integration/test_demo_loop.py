@@ -116,6 +116,9 @@ def test_the_demo_configures_its_commands_beside_its_database(demo, tmp_path):
     for portal in ("MP Tenders", "CPPP Central"):
         assert settings.resume_command_for(portal) == demo_commands()["resume_command"]
         assert settings.start_command_for(portal) == demo_commands()["start_command"]
+    crash_test = settings.policy_for("Goa eProcurement")
+    assert crash_test.heartbeat_timeout.total_seconds() == 12, "the README's crash test"
+    assert settings.policy_for("MP Tenders").heartbeat_timeout.total_seconds() == 30 * 60
     explicit = Settings.load({"CLEANUP_DATABASE_URL": url, "CLEANUP_RESUME_COMMAND": "mine"})
     assert explicit.resume_command_for("MP Tenders") == "mine", "the environment still wins"
     status = cli(elsewhere, clean_env(CLEANUP_DATABASE_URL=url), "status", "--json")
