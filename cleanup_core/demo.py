@@ -358,7 +358,7 @@ class _Fleet:
             write_checkpoint(
                 self.settings.checkpoint_dir,
                 planned.portal_name,
-                tenders=planned.tenders,
+                tenders=list(planned.tenders),
                 run_id=run_ids[planned.label][0],
                 cursor=planned.cursor,
                 updated_at=planned.updated_at.isoformat(),
