@@ -441,10 +441,12 @@ def configure_demo_commands(settings: Settings, *, other_runs: int = 0) -> DemoC
         f"[portals.{_toml_string(CRASH_TEST_PORTAL)}]",
         f"heartbeat_timeout_minutes = {CRASH_TEST_TIMEOUT_SECONDS / 60:g}",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.demo.tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        return DemoCommands(None, _set_them_yourself(f"{path} could not be written: {exc}"))
     return DemoCommands(
         path,
         f"Resume, Start and Clean up & start run examples/demo_scraper.py (settings in {path})",

@@ -232,3 +232,17 @@ def runs_of():
     from tests.conftest import Runs
 
     return Runs
+
+
+def test_on_postgresql_the_demo_says_which_commands_to_set(service, backend):
+    report = load_demo(service)
+    if backend == "sqlite":
+        assert report.settings_file is not None
+        assert report.settings_file.name == "cleanup.toml"
+        assert "Resume, Start and Clean up & start run examples/demo_scraper.py" in report.message
+    else:
+        assert report.settings_file is None
+        assert "No scraper commands configured (the database is not an SQLite file)" in (
+            report.message
+        )
+        assert repr(demo_commands()["resume_command"]) in report.message
