@@ -197,6 +197,27 @@ def test_start_and_clean_up_and_start_run_the_demo_scraper_and_a_reload_replaces
     assert service.settings.config_file.read_text().splitlines()[0] == DEMO_CONFIG_MARKER
 
 
+def test_auto_resume_finishes_the_demos_resumable_runs_with_no_further_setting(demo):
+    """The README's sentence: one monitor cycle with CLEANUP_AUTO_RESUME=1, from another
+    folder, launches the demo's resume command for both resumable runs, and both finish."""
+    service, url, elsewhere = demo
+    resumable = {v.run_id for v in service.scan().verdicts if v.state is RunState.RESUMABLE}
+    assert len(resumable) == 2
+    cycle = cli(
+        elsewhere,
+        clean_env(CLEANUP_DATABASE_URL=url, CLEANUP_AUTO_RESUME="1"),
+        "watch",
+        "--once",
+        "--now",
+    )
+    assert cycle.returncode == 0, cycle.stderr
+    assert "2 auto-resumed" in cycle.stdout
+    for run_id in resumable:
+        follow(service, run_id)
+        assert service.run_status(run_id) == "completed"
+        assert len(tender_rows(service, "run_id = :r", r=run_id)) == 120
+
+
 @pytest.fixture
 def sqlite_service(tmp_path):
     data = tmp_path / "data"
