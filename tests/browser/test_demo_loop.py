@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import text
 
 from cleanup_core import CleanupService, RunState, Settings
 from cleanup_core.accounts import Accounts
@@ -121,3 +122,39 @@ def test_resume_on_the_demo_runs_the_demo_scraper_to_completion(
     expect(page.locator("#detail-attempt")).to_contain_text("2")
     expect(page.locator("#detail-events")).to_contain_text("resume_launched")
     assert demo_app.service.run_status(run_id) == "completed"
+
+
+def newest_run(service: CleanupService, portal: str) -> int:
+    with service.db.read() as conn:
+        return conn.execute(
+            text("SELECT max(id) FROM runs WHERE portal_name = :p"), {"p": portal}
+        ).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("portal", "button", "said"),
+    [
+        ("Haryana eProcurement", "portal-start-", "to start a scrape of 'Haryana eProcurement'"),
+        ("CPPP Central", "portal-cleanup-", "Cleaned 2/2 dead runs"),
+    ],
+)
+def test_start_and_clean_up_and_start_on_the_demo_run_the_demo_scraper(
+    admin_page: Page, demo_app: DemoApp, portal: str, button: str, said: str
+) -> None:
+    """Both portals' tenders were stored by an earlier run of the fleet: the new run scrapes the
+    whole portal and stores none of its 120 tenders twice."""
+    page, service = admin_page, demo_app.service
+    before = newest_run(service, portal)
+    page.goto("/portals")
+    row = page.locator("[id^='portal-row-']").filter(has_text=portal)
+    row.locator(f"[id^='{button}']").click()
+    expect(page.locator("[data-sonner-toast]").filter(has_text=said)).to_be_visible()
+    deadline = time.monotonic() + 30
+    while (run_id := newest_run(service, portal)) == before:
+        assert time.monotonic() < deadline, "the started scraper never claimed a run"
+        time.sleep(0.2)
+    page.goto(f"/run?id={run_id}")
+    expect(page.locator("#detail-status")).to_contain_text("completed", timeout=90_000)
+    expect(page.locator("#detail-extracted")).to_have_text("0")
+    expect(page.locator("#detail-skipped")).to_have_text("120")
+    expect(page.locator("#detail-worker")).to_contain_text("demo:")
