@@ -277,7 +277,7 @@ def _age_cell(verdict: Verdict) -> str:
 
 
 def _counter_cell(recorded: bool, value: int | None) -> str:
-    return counter_text(recorded, value)  # "–" never recorded, "?" unreadable: as the dashboard
+    return counter_text(recorded, value)  # the dashboard shows counters the same way
 
 
 def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:

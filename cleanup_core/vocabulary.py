@@ -29,6 +29,10 @@ class RunState(StrEnum):
     ATTENTION = "attention"
 
 
+# How the Runs page calls runs that are not running, next to the states of running ones.
+FINISHED = "finished"
+
+
 class Action(StrEnum):
     """What the pre-scrape check tells a scraper to do."""
 
@@ -60,6 +64,21 @@ class AuditAction(StrEnum):
     RELEASE = "release"  # the worker let go of the run (Ctrl-C, SIGTERM)
     RESUME_LAUNCHED = "resume_launched"  # the dashboard or CLI started the resume_command
     START_LAUNCHED = "start_launched"  # the dashboard or CLI started the start_command
+
+
+# What a person reads for each audit action (History, a run's events, the action filter).
+AUDIT_ACTION_LABELS: dict[AuditAction, str] = {
+    AuditAction.CLEANUP: "Clean-up",
+    AuditAction.REVERT: "Revert",
+    AuditAction.DELETE: "Delete",
+    AuditAction.START: "Start",
+    AuditAction.RESUME: "Resume",
+    AuditAction.COMPLETE: "Complete",
+    AuditAction.FAIL: "Fail",
+    AuditAction.RELEASE: "Release",
+    AuditAction.RESUME_LAUNCHED: "Resume launched",
+    AuditAction.START_LAUNCHED: "Start launched",
+}
 
 
 class NotReverted(StrEnum):

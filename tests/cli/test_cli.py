@@ -111,7 +111,7 @@ def test_scan_shows_resumable_and_dead_tables(invoke, fleet):
 
 
 def test_counters_never_recorded_are_a_dash_and_null_not_zero(invoke, runs):
-    """NULL counters: "–" in the table (as on the dashboard), null in JSON, and the reason says
+    """NULL counters: a dash in the table (as on the dashboard), null in JSON, and the reason says
     no progress was recorded; stored zeros stay 0."""
     unknown = runs.add("Null Portal", started_at=real_ago(hours=30), extracted_total_tenders=None)
     zeros = runs.add(

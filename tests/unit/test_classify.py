@@ -517,7 +517,10 @@ def test_progress_reasons_say_unknown_for_counters_never_recorded(counters, mess
     reason = next(r for r in verdict.reasons if r.rule in ("no_progress", "progress"))
     assert reason.message == message
     shown = verdict.to_dict()
-    for column, key in (("extracted_total_tenders", "extracted"), ("skipped_existing_total", "skipped")):
+    for column, key in (
+        ("extracted_total_tenders", "extracted"),
+        ("skipped_existing_total", "skipped"),
+    ):
         stored = counters[column]
         expected = None if stored in (None, "") else stored
         assert shown[column] == expected
