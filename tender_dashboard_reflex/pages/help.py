@@ -51,10 +51,12 @@ def settings_help_page() -> rx.Component:
                 color_scheme="gray",
             ),
             *(
-                rx.box(rx.markdown(part), id=anchor, width="100%", class_name="table-box")
+                # Wide tables and code scroll inside their own box on a phone.
+                rx.box(rx.markdown(part), id=anchor, width="100%", overflow_x="auto")
                 for anchor, part in _parts()
             ),
             spacing="4",
+            width="100%",
             padding=rx.breakpoints(initial="1em", sm="1.25em"),
             max_width="1100px",
             margin_x="auto",

@@ -46,7 +46,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     ),
                     row.resume_command_set,
                     "resume_command",
-                    "portal-missing-" + row_id,
+                    "no-command-" + row_id,
                 ),
             ),
             (
@@ -62,7 +62,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     ),
                     row.start_command_set,
                     "start_command",
-                    "portal-missing-" + row_id,
+                    "no-command-" + row_id,
                 ),
             ),
             (
@@ -78,7 +78,7 @@ def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
                     ),
                     row.start_command_set,
                     "start_command",
-                    "portal-missing-" + row_id,
+                    "no-command-" + row_id,
                 ),
             ),
             rx.fragment(),
@@ -160,7 +160,8 @@ def portals_page() -> rx.Component:
         "Portals",
         rx.text(
             "The verdict is the pre-scrape check a scraper would get now: start, resume its "
-            "resumable run, clean up its dead runs first, or wait.",
+            "resumable run, clean up its dead runs first, or wait (a run is alive or may still "
+            "be starting); 'needs attention' waits for a person (see the reason).",
             size="2",
             color_scheme="gray",
         ),

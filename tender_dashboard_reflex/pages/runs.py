@@ -96,7 +96,7 @@ def run_row(row: ObjectVar[RunRow]) -> rx.Component:
 def filters() -> rx.Component:
     return rx.flex(
         labelled(
-            "Judged",
+            "State",
             rx.select(
                 STATE_CHOICES,
                 value=RunsState.state_filter,
@@ -127,7 +127,7 @@ def filters() -> rx.Component:
         ),
         rx.input(
             rx.input.slot(rx.icon("search", size=14, aria_hidden="true")),
-            placeholder="Search portal, status, worker or id (states: Judged)",
+            placeholder="Search portal, status, worker or id",
             value=RunsState.search,
             on_change=RunsState.set_search.debounce(400),
             width=rx.breakpoints(initial="100%", sm="20em"),

@@ -146,7 +146,7 @@ def resume_button(run_id: rx.Var[int], configured: rx.Var[bool], on_click: Any) 
         ),
         configured,
         "resume_command",
-        "resume-missing-" + run_id.to_string(),
+        "no-resume-command-" + run_id.to_string(),
     )
 
 

@@ -311,7 +311,7 @@ def test_history_filters(admin_page: Page, app: App, fleet: dict) -> None:
     page.fill("#history-run", "")
     expect(rows(page, "event")).to_have_count(2)
     page.click("#history-action")
-    page.get_by_role("option", name="revert", exact=True).click()
+    page.get_by_role("option", name="Revert", exact=True).click()
     expect(page.locator("#history-empty")).to_be_visible()
 
 
