@@ -402,9 +402,13 @@ def test_portal_actions(admin_page: Page, app: App, fleet: dict) -> None:
     page = admin_page
     page.goto("/portals")
     expect(rows(page, "portal")).to_have_count(7)
-    for waiting in ("young", "alive", "attention"):
+    for waiting, verdict in (
+        ("young", "wait"),
+        ("alive", "wait"),
+        ("attention", "needs attention"),
+    ):
         row = page.locator(f"#portal-row-{fleet[waiting]}")
-        expect(row).to_contain_text("wait")
+        expect(page.locator(f"#portal-verdict-{fleet[waiting]}")).to_have_text(verdict)
         expect(row.get_by_role("button")).to_have_count(0)
 
     page.click(f"#portal-resume-{fleet['resumable']}")
