@@ -19,7 +19,13 @@ from cleanup_core.classify import Verdict, counter_value, recorded
 from cleanup_core.display import NEVER, counter_text, safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
-from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
+from cleanup_core.service import (
+    AuditEvent,
+    CleanupService,
+    LaunchView,
+    decide_portal,
+    shared_checkpoints,
+)
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import (
     AUDIT_ACTION_LABELS,
@@ -334,6 +340,51 @@ class EventRow:
 
 
 @dataclass
+class LaunchRow:
+    """The latest launch of a run or portal, for display (``id`` 0: none)."""
+
+    id: int = 0
+    what: str = ""
+    state: str = ""  # a LaunchState
+    actor: str = ""
+    launched_at: str = ""
+    pid: str = ""
+    exit_code: str = ""
+    note: str = ""
+    log_path: str = ""
+    log: list[str] = field(default_factory=list)  # its last lines, escaped
+
+    @property
+    def summary(self) -> str:
+        if not self.id:
+            return ""
+        pid = f", pid {self.pid}" if self.pid else ""
+        code = f", exit code {self.exit_code}" if self.exit_code else ""
+        return (
+            f"launch {self.id} ({self.what}) by {self.actor} at {self.launched_at}{pid}: "
+            f"{self.state}{code}"
+        )
+
+
+def launch_row(view: LaunchView | None, fmt: Formatter) -> LaunchRow:
+    """A launch as the pages show it: every stored text escaped, the log too."""
+    if view is None:
+        return LaunchRow()
+    return LaunchRow(
+        id=view.id,
+        what=safe_text(view.what),
+        state=view.state.value,
+        actor=safe_text(view.actor),
+        launched_at=fmt.moment(view.launched_at),
+        pid="" if view.pid is None else str(view.pid),
+        exit_code="" if view.exit_code is None else str(view.exit_code),
+        note=safe_text(view.note),
+        log_path=safe_text(view.log_path or ""),
+        log=[safe_text(line[:500]) for line in view.log_tail],
+    )
+
+
+@dataclass
 class RunDetail:
     run: RunRow
     attempt: str
@@ -343,6 +394,7 @@ class RunDetail:
     events: list[EventRow] = field(default_factory=list)
     resume_command_set: bool = False  # its portal has a resume_command (Resume can work)
     revertible: bool = False  # its latest clean-up can be reverted now
+    launch: LaunchRow = field(default_factory=LaunchRow)  # its latest launch
 
 
 def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
@@ -403,7 +455,9 @@ def run_detail(
     run, verdict = found.run, found.verdict
     fmt = Formatter(service, found.checked_at)
     rows = event_rows(service, found.events)
+    launch = service.latest_launch(run_id=run_id, now=found.checked_at)
     return RunDetail(
+        launch=launch_row(launch, fmt),
         run=_run_row(run, verdict.state.value if verdict else "", fmt),
         attempt=_counter_text(run.attempt),
         last_progress=fmt.ago(run.last_progress_at) or NEVER,
@@ -435,6 +489,11 @@ class PortalRow:
     attention: bool = False
     resume_command_set: bool = False  # Resume / Start / Clean up & start can launch a scraper
     start_command_set: bool = False
+    # Its latest launch (of a run of it or of a start): state, one line, the log's last lines.
+    launch_state: str = ""
+    launch_text: str = ""
+    launch_note: str = ""
+    launch_log: list[str] = field(default_factory=list)
 
 
 def portal_rows(
@@ -455,11 +514,15 @@ def portal_rows(
         for names in shared_checkpoints(_text(last.portal_name) for last in latest)
         for name in names
     }
+    launches = service.latest_launches_by_portal(
+        [_text(last.portal_name) for last in latest], now=summary.checked_at
+    )
     rows = []
     for last in latest:
         name = _text(last.portal_name)
         check = decide_portal(name, running.get(name, []), summary.checked_at)
         commands = service.launch_commands(name)
+        launch = launch_row(launches.get(name), fmt)
         rows.append(
             PortalRow(
                 portal=name,
@@ -476,6 +539,10 @@ def portal_rows(
                 attention=_waits_for_attention(check.action, running.get(name, [])),
                 resume_command_set=commands.resume,
                 start_command_set=commands.start,
+                launch_state=launch.state,
+                launch_text=launch.summary,
+                launch_note=launch.note,
+                launch_log=launch.log,
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())

@@ -79,7 +79,9 @@ def running_of_portal() -> Any:
                 .order_by(*events.HISTORY_ORDER)
                 .limit(50)
             ),
-            "ix_run_events_portal_created",
+            # On tiny test tables PostgreSQL may as well filter by the older (portal, id) index
+            # and sort the few rows; either way an index serves it, never a scan of the trail.
+            ("ix_run_events_portal_created", "ix_run_events_portal"),
         ),
         (
             "history, newest first",
