@@ -394,6 +394,9 @@ class RunDetail:
     events: list[EventRow] = field(default_factory=list)
     resume_command_set: bool = False  # its portal has a resume_command (Resume can work)
     revertible: bool = False  # its latest clean-up can be reverted now
+    # A person may resume it: resumable, or needing attention only because the monitor's
+    # automatic resumes ran out (``Verdict.resumable_by_hand``).
+    resumable_by_hand: bool = False
     launch: LaunchRow = field(default_factory=LaunchRow)  # its latest launch
 
 
@@ -466,6 +469,7 @@ def run_detail(
         events=rows,
         resume_command_set=service.launch_commands(run.portal_name).resume,
         revertible=any(row.revertible for row in rows),
+        resumable_by_hand=bool(verdict and verdict.resumable_by_hand),
     )
 
 

@@ -215,9 +215,10 @@ def back_to_runs() -> rx.Var[str]:
 
 
 def run_actions(run: ObjectVar[RunRow]) -> rx.Component:
-    """What an admin can do with this run now, by its judged state: resume (resumable), clean
-    up (dead), force clean-up (resumable, young, attention; a live run never), revert (its last
-    clean-up, while the run is still as that left it). A viewer sees none."""
+    """What an admin can do with this run now, by its judged state: resume (resumable, or
+    needing attention only because its automatic resumes ran out), clean up (dead), force
+    clean-up (resumable, young, attention; a live run never), revert (its last clean-up, while
+    the run is still as that left it). A viewer sees none."""
     state = run.state
     resume = resume_button(run.id, RunDetailState.resume_command_set, RunDetailState.resume)
     clean = rx.button(
@@ -245,12 +246,12 @@ def run_actions(run: ObjectVar[RunRow]) -> rx.Component:
         id="detail-revert",
     )
     buttons = action_buttons(
-        rx.cond(state == "resumable", resume),
+        rx.cond(RunDetailState.resumable_by_hand, resume),
         rx.cond(state == "dead", clean),
         rx.cond((state == "resumable") | (state == "young") | (state == "attention"), force),
         rx.cond(RunDetailState.revertible, revert),
     )
-    offered = (state == "resumable") | (state == "dead") | (state == "young")
+    offered = RunDetailState.resumable_by_hand | (state == "dead") | (state == "young")
     offered = offered | (state == "attention") | RunDetailState.revertible
     return rx.cond(
         AuthState.is_admin & offered,

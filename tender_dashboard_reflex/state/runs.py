@@ -195,6 +195,7 @@ class RunDetailState(AuthState):
     # What the page offers (an admin's buttons), from the run's judged state and its events.
     resume_command_set: rx.Field[bool] = rx.field(False)
     revertible: rx.Field[bool] = rx.field(False)
+    resumable_by_hand: rx.Field[bool] = rx.field(False)
     force_dialog_open: rx.Field[bool] = rx.field(False)
     force_run_id: rx.Field[int] = rx.field(0)
     force_typed: rx.Field[str] = rx.field("")
@@ -205,13 +206,13 @@ class RunDetailState(AuthState):
         self.found = detail is not None
         if detail is None:
             self.events, self.reasons, self.launch = [], [], LaunchRow()
-            self.resume_command_set = self.revertible = False
+            self.resume_command_set = self.revertible = self.resumable_by_hand = False
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
         self.reasons, self.events = detail.reasons, detail.events
         self.resume_command_set, self.revertible = detail.resume_command_set, detail.revertible
-        self.launch = detail.launch
+        self.launch, self.resumable_by_hand = detail.launch, detail.resumable_by_hand
         return None
 
     def _reload(self) -> None:
