@@ -357,7 +357,7 @@ def test_screenshots_of_the_shift_pages(
             elif name == "runs-filtered":
                 expect(rows(page, "run")).to_have_count(1)
             page.wait_for_timeout(300)
-            page.screenshot(path=screenshot_dir / f"{name}-{width_name}.png", full_page=True)
+            page.screenshot(path=screenshot_dir / f"shift-{name}-{width_name}.png", full_page=True)
             if name == "stuck-result":
                 assert app.service.revert(fleet["dead"], actor="ops:test").reverted
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
