@@ -17,6 +17,7 @@ SECTIONS = (
     ("launching", "**Launching scrapers.**"),
     ("settings", "## Settings"),
 )
+NAMES = {"launching": "Launching scrapers", "settings": "Settings"}
 
 
 def readme_part(text: str, first_line: str) -> str:
@@ -37,6 +38,25 @@ def _parts() -> list[tuple[str, str]]:
     return [(anchor, readme_part(text, line)) for anchor, line in SECTIONS]
 
 
+def _plain_code(value: object, **_props: object) -> rx.Component:
+    """A code block as plain text: the highlighter's pale token colours fail contrast checks."""
+    return rx.el.pre(
+        value,
+        padding="0.75em",
+        border_radius="6px",
+        background=rx.color("gray", 3),
+        color=rx.color("gray", 12),
+        overflow_x="auto",
+        font_size="0.85em",
+        tab_index=0,  # a keyboard can scroll it
+    )
+
+
+def _underlined_link(value: object) -> rx.Component:
+    """A link inside the text: underlined, so it is told apart by more than its colour."""
+    return rx.link(value, underline="always")
+
+
 def settings_help_page() -> rx.Component:
     """A plain page, readable without signing in: it holds only the README's public text."""
     return rx.el.main(
@@ -52,7 +72,15 @@ def settings_help_page() -> rx.Component:
             ),
             *(
                 # Wide tables and code scroll inside their own box on a phone.
-                rx.box(rx.markdown(part), id=anchor, width="100%", overflow_x="auto")
+                rx.box(
+                    rx.markdown(part, component_map={"pre": _plain_code, "a": _underlined_link}),
+                    id=anchor,
+                    width="100%",
+                    overflow_x="auto",
+                    tab_index=0,  # a keyboard can scroll a wide table
+                    role="region",
+                    aria_label=NAMES.get(anchor, anchor),
+                )
                 for anchor, part in _parts()
             ),
             spacing="4",

@@ -19,6 +19,7 @@ from cleanup_core.records import NewEvent
 from cleanup_core.storage import events as stored_events
 from cleanup_core.vocabulary import AUDIT_ACTION_LABELS, AuditAction
 from tests.browser.conftest import NOT_LAUNCHABLE, App, LiveRuns
+from tests.browser.test_layout import serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -324,6 +325,45 @@ def test_launch_buttons_without_a_command_are_disabled_with_a_note_and_help(
     expect(page.locator("#settings")).to_contain_text("CLEANUP_RESUME_COMMAND")
     with pytest.raises(AssertionError):
         app.launched(timeout=1)  # nothing was launched
+
+
+# -- accessibility of what this adds ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_no_serious_accessibility_violation_in_the_new_parts(
+    admin_page: Page, app: App, runs: LiveRuns, fleet: dict[str, int], viewport: dict[str, int]
+) -> None:
+    """The run page's actions and its force dialog, a result on Stuck runs, a disabled launch
+    with its note, the State filter, and the settings help."""
+    page = admin_page
+    page.set_viewport_size(viewport)
+    not_launchable = runs.add(NOT_LAUNCHABLE, age_hours=40, extracted_total_tenders=3)
+    problems: list[str] = []
+    page.goto(f"/run?id={fleet['resumable']}")
+    expect(page.locator("#detail-actions")).to_be_visible()
+    problems += serious_violations(page, "run page")
+    page.click("#detail-force")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    problems += serious_violations(page, "run page force dialog")
+    page.keyboard.press("Escape")
+    page.goto(f"/run?id={not_launchable}")
+    expect(page.locator(f"#no-resume-command-{not_launchable}")).to_be_visible()
+    problems += serious_violations(page, "run page without a resume command")
+    open_stuck(page)
+    page.click(f"#cleanup-{fleet['dead']}")
+    expect(page.locator("#last-result")).to_be_visible()
+    # The toast is not this test's (its colours are the toaster's): closed first.
+    page.locator("[data-sonner-toast] [data-close-button]").click()
+    expect(page.locator("[data-sonner-toast]")).to_have_count(0)
+    problems += serious_violations(page, "stuck runs with a result")
+    page.goto("/runs?state=dead")
+    expect(rows(page, "run")).to_have_count(1)
+    problems += serious_violations(page, "runs filtered")
+    page.goto("/help/settings")
+    expect(page.locator("#settings")).to_be_visible()
+    problems += serious_violations(page, "settings help")
+    assert problems == []
 
 
 # -- screenshots ---------------------------------------------------------------------------------
