@@ -13,6 +13,7 @@ from cleanup_core.reports import (
     PAGE_SIZES,
     EventRow,
     LaunchRow,
+    RunDetail,
     RunRow,
     RunsPage,
     portal_names,
@@ -201,23 +202,27 @@ class RunDetailState(AuthState):
     force_typed: rx.Field[str] = rx.field("")
     revert_dialog_open: rx.Field[bool] = rx.field(False)
 
-    def _show(self, run_id: int | None, raw: str) -> Any:
+    def _open(self, run_id: int | None, raw: str) -> Any:
         detail = run_detail(service(), run_id) if run_id is not None else None
         self.found = detail is not None
         if detail is None:
             self.events, self.reasons, self.launch = [], [], LaunchRow()
             self.resume_command_set = self.revertible = self.resumable_by_hand = False
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
+        self._show(detail)
+        return None
+
+    def _show(self, detail: RunDetail) -> None:
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
         self.reasons, self.events = detail.reasons, detail.events
+        self.launch = detail.launch
         self.resume_command_set, self.revertible = detail.resume_command_set, detail.revertible
-        self.launch, self.resumable_by_hand = detail.launch, detail.resumable_by_hand
-        return None
+        self.resumable_by_hand = detail.resumable_by_hand
 
     def _reload(self) -> None:
         """Show the run again after an action changed it."""
-        self._show(self.run.id, str(self.run.id))
+        self._open(self.run.id, str(self.run.id))
 
     def _shown_run(self) -> int:
         """The run this page shows: actions act on it (never on an id the browser sends)."""
@@ -230,7 +235,7 @@ class RunDetailState(AuthState):
     def load(self) -> Any:
         raw = self.router.url.query_parameters.get("id", "")
         self.force_dialog_open = self.revert_dialog_open = False
-        return self._show(whole_number(raw), raw)
+        return self._open(whole_number(raw), raw)
 
     @event
     @guarded("resume a run", admin=True)
@@ -302,3 +307,15 @@ class RunDetailState(AuthState):
         if result.reverted:
             return rx.toast.success(result.message)
         return rx.toast.error(safe_text(result.message))
+
+    @event
+    @guarded("open a run", admin=False)
+    def follow(self) -> None:
+        """Every few seconds while the page shows a running run: read it again, quietly.
+        Nothing when the page has moved on to another run (its ``load`` reads that one)."""
+        run_id = whole_number(self.router.url.query_parameters.get("id", ""))
+        if not self.found or run_id is None or run_id != self.run.id:
+            return
+        detail = run_detail(service(), run_id)
+        if detail is not None:
+            self._show(detail)
