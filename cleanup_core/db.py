@@ -102,9 +102,9 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started).
-# 6: ix_run_events_created and ix_run_events_portal_created (History ordered by time).
-SCHEMA_VERSION = 6
+# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
+# ix_run_events_created and ix_run_events_portal_created (History ordered by time).
+SCHEMA_VERSION = 5
 
 
 def _add_missing(conn: Connection) -> list[str]:
