@@ -104,7 +104,8 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started) and
+# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
+# ix_run_events_created and ix_run_events_portal_created (History ordered by time), and
 # run_checkpoints (each tracked run's checkpoint in the database, so a resume on any host
 # continues from its cursor).
 SCHEMA_VERSION = 5
