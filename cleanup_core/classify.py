@@ -30,8 +30,10 @@ from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
 from cleanup_core.config import Policy
 from cleanup_core.numbers import whole_number
 from cleanup_core.records import RunFacts
+from cleanup_core.stalls import Stall
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
+from cleanup_core.vocabulary import CheckpointSource as Source
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -72,11 +74,21 @@ class Verdict:
     heartbeat_age_minutes: float | None = None
     released_at: datetime | None = None
     problems: dict[Rule, str] | None = None  # rule -> what was unreadable
+    stall: Stall | None = None  # an alive run not getting anywhere (set by the service's scan)
     _reasons: tuple[Reason, ...] | None = None
 
     @property
     def worker_id(self) -> str | None:
         return self.facts.worker_id
+
+    @property
+    def extracted_recorded(self) -> bool:
+        """Whether the extracted counter was ever stored (NULL counts as 0, but is unknown)."""
+        return recorded(self.facts.extracted_total_tenders)
+
+    @property
+    def skipped_recorded(self) -> bool:
+        return recorded(self.facts.skipped_existing_total)
 
     @property
     def last_progress_at(self) -> datetime | None:
@@ -126,8 +138,9 @@ class Verdict:
             "action": self.action.value,
             "started_at": _iso(self.started_at),
             "age_hours": None if self.age_hours is None else round(self.age_hours, 2),
-            "extracted_total_tenders": self.extracted,
-            "skipped_existing_total": self.skipped,
+            # NULL (never recorded) stays null; the rules count it as 0.
+            "extracted_total_tenders": self.extracted if self.extracted_recorded else None,
+            "skipped_existing_total": self.skipped if self.skipped_recorded else None,
             "last_heartbeat_at": _iso(self.last_heartbeat_at),
             "heartbeat_age_minutes": _round(self.heartbeat_age_minutes),
             "last_progress_at": _iso(self.last_progress_at),
@@ -135,10 +148,12 @@ class Verdict:
             "attempt": self.attempt,
             "age_threshold_hours": round(self.policy.age_threshold_hours, 2),
             "checkpoint": self.checkpoint.to_dict(),
+            "checkpoint_source": self.checkpoint.shown_source,
             "checkpoint_tenders": self.checkpoint_tenders,
             "stored_tenders": self.stored_tenders,
             "reasons": [reason.to_dict() for reason in self.reasons],
             "summary": self.summary,
+            "stalled": None if self.stall is None else self.stall.to_dict(),
         }
 
 
@@ -172,6 +187,16 @@ def _counter(value: object) -> int | None:
             return 0
         return whole_number(text)
     return None
+
+
+def recorded(value: object) -> bool:
+    """Whether a stored counter holds a value (NULL or blank text: never recorded)."""
+    return not (value is None or (isinstance(value, str) and value.strip() == ""))
+
+
+def counter_value(value: object) -> int | None:
+    """A stored counter as the rules read it (NULL -> 0; unreadable -> ``None``)."""
+    return _counter(value)
 
 
 def _attempt(value: object) -> int | None:
@@ -276,6 +301,26 @@ def classify(
     )
 
 
+def _progress_message(v: Verdict, rule: Rule) -> str:
+    """Progress as stored: a counter never recorded (NULL) is said to be unknown, not 0."""
+    extracted, skipped = v.extracted_recorded, v.skipped_recorded
+    if rule == Rule.NO_PROGRESS and not extracted and not skipped:
+        return "no progress recorded"
+    counted = [
+        f"{v.extracted or 0} extracted" if extracted else "extracted never recorded",
+        f"{v.skipped or 0} skipped" if skipped else "skipped never recorded",
+    ]
+    lead = "made progress" if rule == Rule.PROGRESS else "no progress"
+    return f"{lead}: {', '.join(counted)}"
+
+
+def _progress_evidence(v: Verdict) -> dict[str, Any]:
+    return {
+        "extracted": v.extracted if v.extracted_recorded else None,
+        "skipped": v.skipped if v.skipped_recorded else None,
+    }
+
+
 def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> Rule:
     if checkpoint.status.is_problem:
         return Rule.CHECKPOINT_UNREADABLE
@@ -294,12 +339,7 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
         case Rule.HEARTBEAT_FRESH | Rule.HEARTBEAT_LOST:
             return _heartbeat_reason(v, rule)
         case Rule.PROGRESS | Rule.NO_PROGRESS:
-            message = (
-                f"made progress: {v.extracted or 0} extracted, {v.skipped or 0} skipped"
-                if rule == Rule.PROGRESS
-                else "no progress: 0 extracted, 0 skipped"
-            )
-            return Reason(rule, message, {"extracted": v.extracted, "skipped": v.skipped})
+            return Reason(rule, _progress_message(v, rule), _progress_evidence(v))
         case Rule.TENDERS_STORED | Rule.NO_TENDERS_STORED:
             count = v.stored_tenders or 0
             message = (
@@ -390,18 +430,20 @@ def _checkpoint_reason(checkpoint: CheckpointInfo, rule: Rule) -> Reason:
     where = {
         "checkpoint_path": str(checkpoint.path) if checkpoint.path else None,
         "checkpoint_status": checkpoint.status.value,
+        "checkpoint_source": checkpoint.shown_source,
     }
+    name = "checkpoint in the database" if checkpoint.source is Source.DATABASE else "checkpoint"
     if rule == Rule.CHECKPOINT_UNREADABLE:
-        message = f"checkpoint {checkpoint.status.value}: {checkpoint.detail}"
+        message = f"{name} {checkpoint.status.value}: {checkpoint.detail}"
         return Reason(rule, message, where)
     if rule == Rule.CHECKPOINT_OTHER_RUN:
-        message = f"checkpoint belongs to run {checkpoint.run_id}"
+        message = f"{name} belongs to run {checkpoint.run_id}"
         return Reason(rule, message, {**where, "checkpoint_run_id": checkpoint.run_id})
     if rule == Rule.CHECKPOINT_DATA:
-        message = f"checkpoint has {checkpoint.tender_count} tenders"
+        message = f"{name} has {checkpoint.tender_count} tenders"
         return Reason(rule, message, {**where, "checkpoint_tenders": checkpoint.tender_count})
     if rule == Rule.CHECKPOINT_EMPTY:
-        return Reason(rule, "checkpoint has no tenders", where)
+        return Reason(rule, f"{name} has no tenders", where)
     return Reason(rule, "no checkpoint file", where)
 
 

@@ -58,6 +58,7 @@ from cleanup_core.models import (
     MonitorNotice,
     MonitorProblem,
     Run,
+    RunCheckpoint,
     RunEvent,
     SchemaVersion,
     Tender,
@@ -87,6 +88,7 @@ ADOPTED_TABLES = tuple(
         LoginFailure,
         DeletedRun,
         DemoRun,
+        RunCheckpoint,
         Launch,
     )
 )
@@ -102,7 +104,10 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started).
+# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
+# ix_run_events_created and ix_run_events_portal_created (History ordered by time), and
+# run_checkpoints (each tracked run's checkpoint in the database, so a resume on any host
+# continues from its cursor).
 SCHEMA_VERSION = 5
 
 

@@ -29,6 +29,10 @@ class RunState(StrEnum):
     ATTENTION = "attention"
 
 
+# How the Runs page calls runs that are not running, next to the states of running ones.
+FINISHED = "finished"
+
+
 class Action(StrEnum):
     """What the pre-scrape check tells a scraper to do."""
 
@@ -72,6 +76,21 @@ class LaunchState(StrEnum):
     EXPIRED = "expired"  # resume_backoff_minutes passed with no sign of it, and no exit seen
 
 
+# What a person reads for each audit action (History, a run's events, the action filter).
+AUDIT_ACTION_LABELS: dict[AuditAction, str] = {
+    AuditAction.CLEANUP: "Clean-up",
+    AuditAction.REVERT: "Revert",
+    AuditAction.DELETE: "Delete",
+    AuditAction.START: "Start",
+    AuditAction.RESUME: "Resume",
+    AuditAction.COMPLETE: "Complete",
+    AuditAction.FAIL: "Fail",
+    AuditAction.RELEASE: "Release",
+    AuditAction.RESUME_LAUNCHED: "Resume launched",
+    AuditAction.START_LAUNCHED: "Start launched",
+}
+
+
 class NotReverted(StrEnum):
     """Why a clean-up could not be reverted."""
 
@@ -113,6 +132,22 @@ class ProblemKind(StrEnum):
     STALLED = "stalled"
     ATTENTION = "attention"
     RESUMABLE = "resumable"
+
+
+class CheckpointSource(StrEnum):
+    """Where a run's checkpoint evidence came from: the database row its tracked worker wrote
+    (read first), or the portal's checkpoint file (legacy scrapers, tools that read files)."""
+
+    DATABASE = "database"
+    FILE = "file"
+
+
+class StallKind(StrEnum):
+    """Why an alive run counts as stalled: its checkpoint cursor (organisation / department)
+    has not moved, or (without a cursor in the database) it has reported no progress."""
+
+    CURSOR = "cursor"
+    PROGRESS = "progress"
 
 
 class ProblemChange(StrEnum):

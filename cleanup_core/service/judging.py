@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,13 +20,15 @@ from cleanup_core.checkpoints import (
     CheckpointStatus,
     inspect_checkpoint,
     portal_slug,
+    stored_checkpoint_info,
 )
 from cleanup_core.classify import Verdict, classify
 from cleanup_core.config import Policy
 from cleanup_core.errors import CleanupError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.base import ServiceBase
-from cleanup_core.storage import launches, runs, tenders
+from cleanup_core.stalls import judge_stall
+from cleanup_core.storage import checkpoints, launches, runs, tenders
 from cleanup_core.vocabulary import Action, RunState
 
 TENDERS_NOT_LINKED = (
@@ -49,6 +51,11 @@ class StuckRunSummary:
 
     def of(self, state: RunState) -> list[Verdict]:
         return [v for v in self.verdicts if v.state is state]
+
+    @property
+    def stalled(self) -> list[Verdict]:
+        """Alive runs that are not getting anywhere (``Verdict.stall``)."""
+        return [v for v in self.verdicts if v.stall is not None]
 
     @property
     def dead(self) -> list[Verdict]:
@@ -74,6 +81,8 @@ class StuckRunSummary:
             "dead_runs": [v.to_dict() for v in self.dead],
             "attention_count": counts[RunState.ATTENTION],
             "attention_runs": [v.to_dict() for v in self.attention],
+            "stalled_count": len(self.stalled),
+            "stalled_runs": [v.to_dict() for v in self.stalled],
             "alive_count": counts[RunState.ALIVE],
             "young_count": counts[RunState.YOUNG],
             "running_count": len(self.verdicts),
@@ -338,11 +347,18 @@ class Judging(ServiceBase):
         return name, runs.running_facts(conn, portal_name=name.stored, lock=lock)
 
     def _judge(
-        self, facts: Sequence[RunFacts], now: datetime, age_threshold_hours: float | None
+        self,
+        conn: Connection,
+        facts: Sequence[RunFacts],
+        now: datetime,
+        age_threshold_hours: float | None,
     ) -> list[Verdict]:
-        """Classify running runs, reading each portal's policy and checkpoint once."""
+        """Classify running runs, reading each portal's policy and checkpoint file once. A run's
+        checkpoint in the database, where its tracked worker wrote one, is read first; the file
+        is the evidence for runs without one (legacy, file-only scrapers)."""
         tz = self.settings.timezone
         contexts: dict[object, tuple[str | None, Policy, CheckpointInfo]] = {}
+        stored = checkpoints.run_checkpoints(conn, [run.id for run in facts])
         verdicts = []
         for run in facts:
             context = contexts.get(run.portal_name)
@@ -353,6 +369,9 @@ class Judging(ServiceBase):
             renamed, policy, checkpoint = context
             if renamed is not None:
                 run = run._replace(portal_name=renamed)
+            row = stored.get(run.id)
+            if row is not None:
+                checkpoint = stored_checkpoint_info(row)
             verdicts.append(classify(run, checkpoint=checkpoint, policy=policy, now=now, tz=tz))
         return verdicts
 
@@ -367,7 +386,9 @@ class Judging(ServiceBase):
         (one indexed query, so a scan stays cheap) and judge those again with them: tenders in
         the database are progress. Returns the verdicts and notes for the operator (stored
         tenders could not be counted)."""
-        verdicts = self._judge(_with_auto_resumes(conn, facts), now, age_threshold_hours)
+        verdicts = self._with_stalls(
+            self._judge(conn, _with_auto_resumes(conn, facts), now, age_threshold_hours), now
+        )
         candidates = [i for i, v in enumerate(verdicts) if v.state is RunState.DEAD]
         if not candidates:
             return verdicts, ()
@@ -382,6 +403,19 @@ class Judging(ServiceBase):
                 counted, checkpoint=v.checkpoint, policy=v.policy, now=now, tz=tz
             )
         return verdicts, ()
+
+    def _with_stalls(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
+        """Judge each alive run for a stall (``stalls.judge_stall``) with its portal's
+        ``stall_after_minutes``: the scan, the run page and the monitor all read this one
+        judgement."""
+        settings = self.settings
+        for i, verdict in enumerate(verdicts):
+            if verdict.state is RunState.ALIVE:
+                minutes = settings.stall_after_minutes_for(verdict.portal_name or "")
+                stall = judge_stall(verdict, timedelta(minutes=minutes), now)
+                if stall is not None:
+                    verdicts[i] = replace(verdict, stall=stall)
+        return verdicts
 
     def _portal_context(
         self, name: object, age_threshold_hours: float | None

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cleanup_core.checkpoints import CheckpointInfo, inspect_checkpoint
+from cleanup_core.checkpoints import CheckpointInfo, inspect_checkpoint, stored_checkpoint_info
 from cleanup_core.classify import Verdict
 from cleanup_core.records import PortalStatusCount, RunFacts
 from cleanup_core.service.audit import AuditEvent
 from cleanup_core.service.history import Auditing
 from cleanup_core.service.judging import Judging
-from cleanup_core.storage import events, runs
-from cleanup_core.vocabulary import AuditAction, RunState
+from cleanup_core.storage import checkpoints, events, runs
+from cleanup_core.vocabulary import FINISHED, AuditAction, RunState
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class RunsPageData:
 
 @dataclass(frozen=True)
 class RunData:
-    """One run, its verdict while it is running, its portal's checkpoint and its events."""
+    """One run, its verdict while it is running, its checkpoint (its row in the database, else
+    its portal's file) and its events."""
 
     run: RunFacts
     verdict: Verdict | None
@@ -53,14 +54,26 @@ class Reads(Judging, Auditing):
         descending: bool = True,
         limit: int,
         offset: int = 0,
+        state: str | None = None,
         now: datetime | None = None,
     ) -> RunsPageData:
         """A page of runs, filtered and sorted on the server. ``sort`` must be one of the
-        sortable columns (the browser can send anything)."""
+        sortable columns (the browser can send anything). ``state`` keeps the running runs
+        judged so now (``alive``, ``young``, ``resumable``, ``dead``, ``attention``: the same
+        judgement as ``scan``, with the default threshold), or ``finished``: runs not
+        running."""
         if sort not in runs.SORTABLE_RUN_COLUMNS:
             raise ValueError(f"cannot sort runs by {sort!r}")
+        if state is not None and state != FINISHED and state not in set(RunState):
+            raise ValueError(f"no run state {str(state)[:40]!r}")
         with self.db.read() as conn:
             now = self._now(conn, now)
+            run_ids: list[int] | None = None
+            if state is not None and state != FINISHED:
+                judged, _ = self._judge_with_tenders(
+                    conn, runs.running_facts(conn, portal_name=portal_name), now, None
+                )
+                run_ids = [v.run_id for v in judged if v.state == state]
             found, total = runs.runs_page(
                 conn,
                 statuses=statuses,
@@ -70,6 +83,8 @@ class Reads(Judging, Auditing):
                 descending=descending,
                 limit=limit,
                 offset=offset,
+                run_ids=run_ids,
+                finished=state == FINISHED,
             )
             running = [run for run in found if run.is_running]
             verdicts, _ = self._judge_with_tenders(conn, running, now, None)
@@ -83,13 +98,17 @@ class Reads(Judging, Auditing):
             verdicts, _ = self._judge_with_tenders(
                 conn, [run] if run is not None and run.is_running else [], now, None
             )
+            stored = checkpoints.run_checkpoints(conn, [run_id]).get(run_id)
         if run is None:
             return None
         settings = self.settings
         portal = run.portal_name if isinstance(run.portal_name, str) else ""
-        checkpoint = inspect_checkpoint(
-            settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
-        )
+        if stored is not None:  # the run's own, in the database, first
+            checkpoint = stored_checkpoint_info(stored)
+        else:
+            checkpoint = inspect_checkpoint(
+                settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
+            )
         history = self.history(run_id=run_id, limit=200)
         verdict = verdicts[0] if verdicts else None
         return RunData(run, verdict, checkpoint, history.events, now)

@@ -23,6 +23,10 @@ ON_THE_LOOP = {
     ("StuckState", "close_force_dialog"),
     ("StuckState", "set_force_typed"),
     ("HistoryState", "close_revert_dialog"),
+    ("StuckState", "dismiss_result"),
+    ("RunDetailState", "close_force_dialog"),
+    ("RunDetailState", "set_force_typed"),
+    ("RunDetailState", "close_revert_dialog"),
 }
 # Calls that block: the core's service and accounts, files, processes, sleeping.
 BLOCKING = re.compile(r"\b(service|accounts|open|spawn|sleep|subprocess|Path)\s*\(|\._scan\(")
