@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, WebSocket, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import Accounts
@@ -47,6 +48,7 @@ class Session:
     page: Page
     frames: list[tuple[float, str]] = field(default_factory=list)  # (when, text) received
     times: list[tuple[float, float]] = field(default_factory=list)  # (began, seconds)
+    errors: list[str] = field(default_factory=list)  # navigations that timed out
 
     def listen(self, socket: WebSocket) -> None:
         socket.on(
@@ -76,15 +78,21 @@ async def browse(
     async def navigate() -> None:
         nonlocal step
         link, state, var = ROUND[step % len(ROUND)]
-        began = time.perf_counter()
-        await session.page.click(link)
-        arrived = await session.data_after(began, state, var)
-        session.times.append((began, arrived - began))
         step += 1
+        began = time.perf_counter()
+        try:
+            await session.page.click(link)
+            arrived = await session.data_after(began, state, var)
+        except (TimeoutError, PlaywrightTimeout) as exc:  # counted, and the round goes on
+            session.errors.append(str(exc).splitlines()[0])
+            return
+        session.times.append((began, arrived - began))
 
-    for _ in range(len(ROUND)):
-        await navigate()
-    ready.put_nowait(None)
+    try:
+        for _ in range(len(ROUND)):
+            await navigate()
+    finally:
+        ready.put_nowait(None)
     await cleaning.wait()
     while not done.is_set():
         await navigate()
@@ -153,6 +161,7 @@ async def one_round(url: str, token_for: Any, sessions: int, dead: int) -> dict[
         "sessions": sessions,
         "cleanup_s": round(ended - started, 2),
         "during_cleanup": quantiles(during),
+        "timed_out": sum(len(p.errors) for p in people),
         "all": quantiles(every),
     }
 
