@@ -15,6 +15,10 @@ rules"):
 - attention: what would be dead but cannot be ruled out: unreadable checkpoint or counters,
   unknown start time, a start in the future, or a portal excluded from clean-up. Never cleaned
   automatically; a person decides.
+
+Besides its state, a run is *overdue* (``Rule.OVERDUE``) when it has been running longer than
+its portal's p99 x overdue_factor (``Policy.overdue_after``, known only where the portal's
+completed runs were read): worth a look even when it heartbeats.
 """
 
 from __future__ import annotations
@@ -92,6 +96,11 @@ class Verdict:
         return self.facts.stored_tenders
 
     @property
+    def overdue(self) -> bool:
+        """Running longer than the portal's p99 x overdue_factor (a flag beside the state)."""
+        return Rule.OVERDUE in self.rules
+
+    @property
     def action(self) -> Action:
         return ACTION_FOR_STATE[self.state]
 
@@ -127,6 +136,9 @@ class Verdict:
             "worker_id": self.worker_id,
             "attempt": self.attempt,
             "age_threshold_hours": round(self.policy.age_threshold_hours, 2),
+            "threshold_hours": round(self.policy.age_threshold_hours, 2),
+            "threshold_source": str(self.policy.threshold_source),
+            "overdue": self.overdue,
             "checkpoint": self.checkpoint.to_dict(),
             "checkpoint_tenders": self.checkpoint_tenders,
             "stored_tenders": self.stored_tenders,
@@ -245,6 +257,8 @@ def classify(
             rules, state = (*rules, Rule.PORTAL_EXCLUDED), RunState.ATTENTION
         else:
             state = RunState.DEAD
+    if policy.overdue_after is not None and age is not None and age >= policy.overdue_after:
+        rules = (*rules, Rule.OVERDUE)
     return Verdict(
         run_id=facts.id,
         portal_name=facts.portal_name,
@@ -301,14 +315,13 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
         case Rule.YOUNG | Rule.OLD:
             age = v.now - v.started_at if v.started_at is not None else timedelta(0)
             hours = max(age.total_seconds() / 3600, 0.0)
-            threshold = v.policy.age_threshold_hours
-            message = (
-                f"started {hours:.1f} h ago "
-                f"(threshold {threshold:g} h, {v.policy.threshold_source})"
-            )
-            return Reason(
-                rule, message, {"age_hours": round(hours, 2), "age_threshold_hours": threshold}
-            )
+            message = f"started {hours:.1f} h ago ({v.policy.threshold_text})"
+            evidence = {
+                "age_hours": round(hours, 2),
+                "age_threshold_hours": round(v.policy.age_threshold_hours, 2),
+                "threshold_source": str(v.policy.threshold_source),
+            }
+            return Reason(rule, message, evidence)
         case (
             Rule.CHECKPOINT_UNREADABLE
             | Rule.CHECKPOINT_OTHER_RUN
@@ -342,7 +355,25 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
             return Reason(rule, message, {"started_at": _iso(v.started_at)})
         case Rule.PORTAL_EXCLUDED:
             return Reason(rule, "portal is excluded from clean-up by its policy")
+        case Rule.OVERDUE:
+            return _overdue_reason(v)
     raise ValueError(f"no explanation for rule {rule!r}")
+
+
+def _overdue_reason(v: Verdict) -> Reason:
+    after = v.policy.overdue_after or timedelta(0)
+    history = v.policy.history
+    p99 = history.p99_seconds / 3600 if history else 0.0
+    hours = v.age_hours or 0.0
+    message = (
+        f"overdue: running {hours:.1f} h, longer than {after.total_seconds() / 3600:.1f} h "
+        f"({p99:.1f} h, the p99 of its portal's completed runs, x overdue_factor)"
+    )
+    evidence = {
+        "overdue_after_hours": round(after.total_seconds() / 3600, 2),
+        "p99_hours": round(p99, 2),
+    }
+    return Reason(Rule.OVERDUE, message, evidence)
 
 
 def _heartbeat_reason(v: Verdict, rule: Rule) -> Reason:

@@ -29,6 +29,15 @@ class RunState(StrEnum):
     ATTENTION = "attention"
 
 
+class ThresholdSource(StrEnum):
+    """Where a run's age threshold came from, strongest first (``Settings.policy_for``)."""
+
+    REQUESTED = "requested"  # the --age-hours flag or the dashboard's threshold box
+    CONFIG = "config"  # the portal's own age_threshold_hours in the config file
+    LEARNED = "learned"  # from the portal's completed runs (adaptive_thresholds)
+    DEFAULT = "default"  # the global age_threshold_hours
+
+
 class Action(StrEnum):
     """What the pre-scrape check tells a scraper to do."""
 
@@ -93,6 +102,9 @@ class Rule(StrEnum):
     YOUNG = "young"
     OLD = "old"
     PORTAL_EXCLUDED = "portal_excluded"
+    # Not a verdict's reason but a flag beside it: running longer than the portal's p99 times
+    # overdue_factor (judged only where the portal's completed runs are read: issue 15).
+    OVERDUE = "overdue"
 
 
 class ProblemKind(StrEnum):
@@ -100,6 +112,7 @@ class ProblemKind(StrEnum):
 
     DEAD = "dead"
     STALLED = "stalled"
+    OVERDUE = "overdue"  # running far longer than the portal's completed runs ever took
     ATTENTION = "attention"
     RESUMABLE = "resumable"
 

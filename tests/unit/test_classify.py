@@ -239,7 +239,11 @@ def test_dead_verdict_carries_its_evidence():
     verdict = judge(started_at=OLD, extracted_total_tenders=None)
     assert rules(verdict) == {"no_progress", "no_checkpoint", "old"}
     old = next(r for r in verdict.reasons if r.rule == "old")
-    assert old.evidence == {"age_hours": 48.0, "age_threshold_hours": 24.0}
+    assert old.evidence == {
+        "age_hours": 48.0,
+        "age_threshold_hours": 24.0,
+        "threshold_source": "default",
+    }
     assert verdict.age_hours == pytest.approx(48.0)
     as_dict = verdict.to_dict()
     assert as_dict["id"] == 1
@@ -273,10 +277,10 @@ def test_excluded_portal_is_never_dead():
 
 
 def test_per_portal_threshold_is_applied():
-    slow = Policy(timedelta(hours=72), timedelta(minutes=30), threshold_source="portal policy")
+    slow = Policy(timedelta(hours=72), timedelta(minutes=30), threshold_source="config")
     verdict = judge(policy=slow, started_at=OLD)
     assert verdict.state is RunState.YOUNG
-    assert "threshold 72 h, portal policy" in verdict.summary
+    assert "(threshold 72 h (config for this portal))" in verdict.summary
 
 
 def test_per_portal_heartbeat_timeout_is_applied():
