@@ -1,4 +1,5 @@
-"""The alert-only monitor: tell operators when runs die, stall, need attention or recover.
+"""The alert-only monitor: tell operators when runs die, stall, run overdue, need attention or
+recover.
 
 One cycle classifies every running run, compares the problems with those already reported (kept
 in the database, so any process can run the next cycle), and queues one notice listing what
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from cleanup_core.classify import Verdict
 from cleanup_core.errors import CleanupError
 from cleanup_core.service import Change, CleanupService, MonitorStatus, Problem
-from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, RunState
+from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, Rule, RunState
 
 __all__ = [
     "Change",
@@ -45,6 +46,7 @@ __all__ = [
     "current_problems",
     "cursor_location",
     "format_notice",
+    "overdue_reason",
     "run_forever",
     "send_apprise",
     "stalled_reason",
@@ -133,7 +135,20 @@ def current_problems(
         reason = stalled_reason(verdict, stall_after, now)
         if reason:
             problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, reason))
+        overdue = overdue_reason(verdict)
+        if overdue:
+            problems.append(Problem(verdict.run_id, portal, ProblemKind.OVERDUE, overdue))
     return problems
+
+
+def overdue_reason(verdict: Verdict) -> str | None:
+    """Why a run that is not (yet) a problem otherwise is overdue (running longer than its
+    portal's p99 x overdue_factor), or ``None``. Dead, resumable and attention runs are
+    reported as such already."""
+    if not verdict.overdue:
+        return None
+    message = next(r.message for r in verdict.reasons if r.rule == Rule.OVERDUE)
+    return f"{verdict.state.value}, {message}"
 
 
 def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple[str, str]:

@@ -355,6 +355,65 @@ def scan(app: App) -> None:
         _print_summary(app, summary)
 
 
+@cli.command()
+@common_options()
+def thresholds(app: App) -> None:
+    """Each portal's completed runs in the last history_days (count, p50 / p95 / p99 and
+    longest duration), its learned threshold and the threshold in effect now, with its source
+    (default, config or learned). Read-only."""
+    if app.age_hours is not None:
+        raise UsageProblem(
+            "thresholds shows the thresholds in effect without a request; --age-hours does not "
+            "apply"
+        )
+    rows = app.service.thresholds()
+    if app.as_json:
+        app.emit_json([row.to_dict() for row in rows])
+        return
+    settings = app.settings
+    table = Table(
+        title=(
+            f"Thresholds (completed runs of the last {settings.history_days} days; learned "
+            f"with at least {settings.min_history_runs}; adaptive_thresholds "
+            f"{'on' if settings.adaptive_thresholds else 'off'})"
+        ),
+        title_justify="left",
+    )
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("portal", "left"),
+        ("completed", "right"),
+        ("p50 min", "right"),
+        ("p95 min", "right"),
+        ("p99 min", "right"),
+        ("longest min", "right"),
+        ("learned h", "right"),
+        ("threshold h", "right"),
+        ("source", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in rows:
+        data = row.to_dict()
+        table.add_row(
+            _shown(row.portal_name),
+            str(data["completed_runs"]),
+            *(_number_cell(data[key]) for key in _STAT_KEYS),
+            _number_cell(data["learned_threshold_hours"]),
+            _number_cell(data["threshold_hours"]),
+            data["source"] + ("" if row.adaptive else " (adaptive off)"),
+        )
+    app.out.print(table)
+    if not rows:
+        app.out.print("No runs stored yet.")
+
+
+_STAT_KEYS = ("p50_minutes", "p95_minutes", "p99_minutes", "longest_minutes")
+
+
+def _number_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def _clean(app: App, run_ids: list[int]) -> CleanupResult:
     """Clean the runs (the service works in batches, each its own transaction), with a
     progress bar on a terminal when there is more than one batch."""
