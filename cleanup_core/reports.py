@@ -19,7 +19,13 @@ from cleanup_core.classify import Verdict
 from cleanup_core.display import safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
-from cleanup_core.service import AuditEvent, CleanupService, decide_portal, shared_checkpoints
+from cleanup_core.service import (
+    AuditEvent,
+    CleanupService,
+    PortalThreshold,
+    decide_portal,
+    shared_checkpoints,
+)
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
 
@@ -169,6 +175,7 @@ class RunRow:
     skipped: str
     heartbeat: str
     worker_id: str
+    overdue: bool = False  # running longer than its portal's p99 x overdue_factor
 
 
 @dataclass
@@ -188,7 +195,7 @@ def _counter_text(value: object) -> str:
     return "–" if value is None else str(value)
 
 
-def _run_row(run: RunFacts, state: str, fmt: Formatter) -> RunRow:
+def _run_row(run: RunFacts, state: str, fmt: Formatter, overdue: bool = False) -> RunRow:
     return RunRow(
         id=run.id,
         portal_name=safe_text(_text(run.portal_name)),
@@ -200,6 +207,7 @@ def _run_row(run: RunFacts, state: str, fmt: Formatter) -> RunRow:
         skipped=_counter_text(run.skipped_existing_total),
         heartbeat=fmt.ago(run.last_heartbeat_at),
         worker_id=safe_text(_text(run.worker_id)),
+        overdue=overdue,
     )
 
 
@@ -244,7 +252,10 @@ def runs_page(
     )
     fmt = Formatter(service, found.checked_at)
     return RunsPage(
-        rows=[_run_row(r, _state(found.states.get(r.id)), fmt) for r in found.runs],
+        rows=[
+            _run_row(r, _state(found.states.get(r.id)), fmt, r.id in found.overdue)
+            for r in found.runs
+        ],
         total=found.total,
         page=page,
         page_size=page_size,
@@ -364,6 +375,9 @@ class PortalRow:
     run_id: int  # the run the action is about (0: none)
     run_ids: list[int] = field(default_factory=list)
     shared_checkpoint: str = ""  # why this portal needs attention: it shares its checkpoint
+    typical_duration: str = ""  # p50 / p99 of its completed runs, and how many (issue 15)
+    threshold: str = ""  # the age threshold in effect now
+    threshold_source: str = ""  # default, config or learned
 
 
 def portal_rows(
@@ -384,10 +398,12 @@ def portal_rows(
         for names in shared_checkpoints(_text(last.portal_name) for last in latest)
         for name in names
     }
+    thresholds = {row.portal_name: row for row in service.thresholds(now=summary.checked_at)}
     rows = []
     for last in latest:
         name = _text(last.portal_name)
         check = decide_portal(name, running.get(name, []), summary.checked_at)
+        threshold = thresholds.get(name)
         rows.append(
             PortalRow(
                 portal=name,
@@ -401,9 +417,23 @@ def portal_rows(
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
                 shared_checkpoint=_shared_text(name, sharing.get(name, ())),
+                typical_duration=_typical_text(threshold),
+                threshold="" if threshold is None else f"{threshold.threshold_hours:.3g} h",
+                threshold_source="" if threshold is None else threshold.source.value,
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())
+
+
+def _typical_text(threshold: PortalThreshold | None) -> str:
+    """``p50 12 min / p99 40 min (41 runs)``: how long the portal's completed runs took."""
+    stats = threshold.stats if threshold is not None else None
+    if stats is None:
+        return "no completed runs"
+    p50 = duration(timedelta(seconds=stats.p50_seconds))
+    p99 = duration(timedelta(seconds=stats.p99_seconds))
+    noun = "run" if stats.completed_runs == 1 else "runs"
+    return f"p50 {p50} / p99 {p99} ({stats.completed_runs} {noun})"
 
 
 def _shared_text(name: str, names: tuple[str, ...]) -> str:

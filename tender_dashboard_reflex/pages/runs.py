@@ -16,6 +16,7 @@ from tender_dashboard_reflex.components.layout import (
     data_table,
     headers,
     labelled,
+    overdue_badge,
     page,
     page_buttons,
     state_badge,
@@ -70,7 +71,14 @@ def run_row(row: ObjectVar[RunRow]) -> rx.Component:
         rx.table.cell(run_link(row.id)),
         rx.table.cell(clipped(row.portal_name, id="run-portal-" + row.id.to_string())),
         rx.table.cell(status_badge(row.status)),
-        rx.table.cell(state_badge(row.state)),
+        rx.table.cell(
+            rx.hstack(
+                state_badge(row.state),
+                overdue_badge(row.overdue, id="run-overdue-" + row.id.to_string()),
+                spacing="1",
+                wrap="wrap",
+            )
+        ),
         rx.table.cell(row.started_at, white_space="nowrap"),
         rx.table.cell(row.completed_at, white_space="nowrap"),
         rx.table.cell(row.extracted),

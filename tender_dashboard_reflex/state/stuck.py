@@ -34,6 +34,7 @@ class StuckRow:
     checkpoint: str
     heartbeat: str
     reasons: str
+    threshold: str = ""  # the age threshold this run was judged by, and its source
 
 
 def stuck_row(verdict: Verdict) -> StuckRow:
@@ -57,6 +58,10 @@ def stuck_row(verdict: Verdict) -> StuckRow:
         checkpoint=checkpoint,
         heartbeat=heartbeat,
         reasons=safe_text(verdict.summary),
+        threshold=(
+            f"threshold {verdict.policy.age_threshold_hours:.3g} h "
+            f"({verdict.policy.threshold_source})"
+        ),
     )
 
 
@@ -78,6 +83,8 @@ class StuckState(AuthState):
     dead_total: rx.Field[int] = rx.field(0)
     attention_total: rx.Field[int] = rx.field(0)
     loaded: rx.Field[bool] = rx.field(False)
+    # The runs shown were judged by different thresholds (learned, per portal): show each.
+    thresholds_differ: rx.Field[bool] = rx.field(False)
     auto_refresh: rx.Field[bool] = rx.field(False)
 
     clean_dialog_open: rx.Field[bool] = rx.field(False)
@@ -128,6 +135,8 @@ class StuckState(AuthState):
         self.attention = [stuck_row(v) for v in attention[:SHOW_LIMIT]]
         self.dead_total, self.resumable_total = len(dead), len(resumable)
         self.attention_total = len(attention)
+        shown = (*self.dead, *self.resumable, *self.attention)
+        self.thresholds_differ = len({row.threshold for row in shown}) > 1
         self.loaded = True
         return dead
 
