@@ -77,7 +77,7 @@ class Run(SQLModel, table=True):
         Index("ix_runs_status", "status"),
         # The completed runs of the last history_days (learned thresholds, issue 15).
         Index("ix_runs_status_completed", "status", "completed_at"),
-        Index("ix_runs_portal_completed", "portal_name", "status", "completed_at"),
+        Index("ix_runs_portal_completed", "status", "portal_name", "completed_at"),
         {"extend_existing": True},
     )
 
