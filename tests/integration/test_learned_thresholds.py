@@ -272,3 +272,25 @@ def test_the_cli_thresholds_command_is_as_specified(service, runs, db_url, tmp_p
         [*args, "--age-hours", "30"], env=env, capture_output=True, text=True, timeout=120
     )
     assert refused.returncode != 0 and "--age-hours does not apply" in refused.stderr
+
+
+def test_the_overdue_metric_counts_each_portals_overdue_runs(make_service, runs):
+    from datetime import UTC, datetime
+
+    from cleanup_core.metrics import render
+
+    now = datetime.now(UTC)  # a scrape judges by the real clock
+    for i in range(25):
+        end = now - timedelta(hours=2 + i)
+        runs.add(
+            "Quick", status="completed", started_at=end - timedelta(minutes=40), completed_at=end
+        )
+    beat = {"last_heartbeat_at": now, "last_progress_at": now}
+    runs.add("Quick", started_at=now - timedelta(hours=3), **beat)  # overdue after 2 h
+    runs.add("Quick", started_at=now - timedelta(hours=1), **beat)
+    runs.add("Other", started_at=now - timedelta(hours=3), **beat)  # no history: not overdue
+    text_on = render(make_service(adaptive_thresholds=True)).decode()
+    assert 'cleanup_runs_overdue{portal="Quick"} 1.0' in text_on
+    assert 'cleanup_runs_overdue{portal="Other"} 0.0' in text_on
+    text_off = render(make_service()).decode()
+    assert 'cleanup_runs_overdue{portal="Quick"} 0.0' in text_off
