@@ -328,9 +328,19 @@ def _print_summary(app: App, summary: StuckRunSummary) -> None:
         f"Running: {counts['running_count']}  alive: {counts['alive_count']}  "
         f"young: {counts['young_count']}  resumable: {counts['resumable_count']}  "
         f"dead: {counts['dead_count']}  attention: {counts['attention_count']}  "
-        f"(total stuck: {counts['total_stuck']}; threshold {summary.age_threshold_hours:g} h)"
+        f"(total stuck: {counts['total_stuck']}; {_threshold_note(summary)})"
     )
     _print_notes(app, summary)
+
+
+def _threshold_note(summary: StuckRunSummary) -> str:
+    """The threshold the runs were judged by, or that it differs per portal (learned or
+    configured: each run's reasons say which)."""
+    used = {(v.policy.age_threshold_hours, v.policy.threshold_source) for v in summary.verdicts}
+    if len(used) <= 1:
+        hours = next(iter(used))[0] if used else summary.age_threshold_hours
+        return f"threshold {f'{hours:.2f}'.rstrip('0').rstrip('.')} h"
+    return "thresholds differ per portal: see each run's reasons"
 
 
 def _print_result(app: App, result: CleanupResult) -> None:
