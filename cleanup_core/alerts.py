@@ -7,7 +7,11 @@ changed. Each notification channel (an apprise URL: email, Slack, Teams, Telegra
 webhook, ...) then gets one message with everything it has not received yet, so a channel that
 failed gets the missed changes on the next cycle, and one failing channel never blocks another.
 
-The monitor changes no run unless ``monitor_auto_clean`` is enabled. Cycles take a database lease,
+The monitor changes no run unless ``monitor_auto_clean`` is enabled. With ``auto_resume`` (globally
+or per portal) it launches the portal's resume_command for each resumable run: at most once per
+``resume_backoff_minutes`` per run, never while an earlier launch of it is starting (decided by
+the service under the launch lock), and after ``max_resume_attempts`` launches the rules send
+the run to a person (``resume_attempts_exhausted``). Cycles take a database lease,
 so several dashboard workers, hosts and a cron job together run each cycle once. Every cycle's
 time and outcome are recorded, so the dashboard and ``status`` can tell when the monitor is late.
 """
@@ -30,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cleanup_core.classify import Verdict
-from cleanup_core.errors import CleanupError
+from cleanup_core.errors import CleanupError, LaunchError, RefusedError
 from cleanup_core.service import Change, CleanupService, MonitorStatus, Problem
 from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, Rule, RunState
 
@@ -72,6 +76,8 @@ class CycleReport:
     changes: list[Change] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)  # one per URL that had news
     cleaned: list[int] = field(default_factory=list)
+    auto_resumed: list[int] = field(default_factory=list)  # runs whose launch started
+    launch_failures: list[int] = field(default_factory=list)  # runs whose launch failed
     started_at: datetime | None = None
 
     @property
@@ -85,6 +91,8 @@ class CycleReport:
             "changes": [c.__dict__ for c in self.changes],
             "deliveries": [d.__dict__ for d in self.deliveries],
             "cleaned": self.cleaned,
+            "auto_resumed": self.auto_resumed,
+            "launch_failures": self.launch_failures,
             "started_at": self.started_at.isoformat() if self.started_at else None,
         }
 
@@ -155,10 +163,12 @@ def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple
     """The title and body of one message: every change, grouped per portal."""
     counts: dict[str, int] = defaultdict(int)
     for change in changes:
-        recovered = change.what is ProblemChange.RECOVERED
-        key = ProblemChange.RECOVERED.value if recovered else f"{change.what} {change.kind}"
+        single = change.what in (ProblemChange.RECOVERED, ProblemChange.AUTO_RESUMED)
+        key = change.what.value if single else f"{change.what} {change.kind}"
         counts[key] += 1
-    title = "Tender runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
+    title = "Tender runs: " + ", ".join(
+        f"{n} {key.replace('_', '-')}" for key, n in sorted(counts.items())
+    )
     by_portal: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
         by_portal[change.portal_name or "(no portal)"].append(change)
@@ -252,6 +262,13 @@ class Monitor:
         self.settings = service.settings
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.send = send
+        # Who the audit trail and the launches say started an automatic resume.
+        self.actor = f"monitor:{socket.gethostname()}"
+
+    def check_settings(self) -> None:
+        """``ConfigError`` naming the portal when auto_resume is on for a stored or configured
+        portal without a resume_command (``watch`` calls this before its first cycle)."""
+        self.service.check_auto_resume_settings()
 
     def run_cycle(self, *, now: datetime | None = None, force: bool = False) -> CycleReport:
         """One cycle, unless another process holds the lease or ran one less than an interval
@@ -288,6 +305,7 @@ class Monitor:
             portals = {v.run_id: v.portal_name or "" for v in summary.dead}
             auto_cleaned = {run_id: portals[run_id] for run_id in result.cleaned}
             summary = self.service.scan(now=now)
+        launched = self._auto_resume(summary.resumable, now, report)
         problems = current_problems(self.service, summary.verdicts, now)
         dashboard_url = self.settings.dashboard_url
         report.changes = self.service.record_problems(
@@ -297,14 +315,77 @@ class Monitor:
             remind_after=timedelta(hours=self.settings.monitor_reminder_hours),
             cleaned_by_monitor=auto_cleaned,
             notice=lambda changes: format_notice(changes, dashboard_url),
+            launched=launched,
         )
         report.deliveries = self._deliver(cycle_id, now)
         delivered = sum(delivery.ok for delivery in report.deliveries)
+        launches = (
+            f", {len(report.auto_resumed)} auto-resumed"
+            + (
+                f" ({len(report.launch_failures)} launches failed)"
+                if report.launch_failures
+                else ""
+            )
+            if launched
+            else ""
+        )
         report.detail = (
-            f"{len(problems)} open problems, {len(report.changes)} changes, "
+            f"{len(problems)} open problems, {len(report.changes)} changes{launches}, "
             f"delivered to {delivered}/{len(report.deliveries)} channels"
         )
         log.info("monitor cycle: %s", report.detail)
+
+    def _auto_resume(
+        self, resumable: Sequence[Verdict], now: datetime, report: CycleReport
+    ) -> list[Change]:
+        """Launch the resume_command of each resumable run of a portal with auto_resume on,
+        as the service allows (not within the backoff, not while a launch is starting). A
+        launch that fails (a missing program) is recorded as failed and the cycle goes on."""
+        settings = self.settings
+        lines = []
+        for verdict in resumable:
+            portal = verdict.portal_name or ""
+            if not portal or not settings.auto_resume_for(portal):
+                continue
+            if not settings.resume_command_for(portal):
+                # Refused when the settings are read or ``watch`` starts; a monitor inside the
+                # dashboard meets a portal stored since then here.
+                log.error(
+                    "auto_resume is on for portal %r but it has no resume_command; run %d "
+                    "is not launched",
+                    portal,
+                    verdict.run_id,
+                )
+                continue
+            attempt = (verdict.facts.auto_resumes or 0) + 1
+            of = f"attempt {attempt} of {settings.max_resume_attempts_for(portal)}"
+            try:
+                result = self.service.launch_resume(
+                    verdict.run_id, actor=self.actor, now=now, automatic=True
+                )
+            except RefusedError as exc:
+                log.info("auto-resume of run %d not launched: %s", verdict.run_id, exc)
+                continue
+            except LaunchError as exc:
+                log.error("auto-resume of run %d failed: %s", verdict.run_id, exc)
+                report.launch_failures.append(verdict.run_id)
+                summary = f"launch FAILED ({of}): {exc}"
+            else:
+                report.auto_resumed.append(verdict.run_id)
+                summary = (
+                    f"launched process {result.pid} ({of}, launch {result.launch_id}); "
+                    f"log {result.log_path}"
+                )
+            lines.append(
+                Change(
+                    ProblemChange.AUTO_RESUMED,
+                    verdict.run_id,
+                    portal,
+                    ProblemKind.RESUMABLE,
+                    summary,
+                )
+            )
+        return lines
 
     def _deliver(self, cycle_id: int, now: datetime) -> list[Delivery]:
         """Send each channel (each distinct URL) everything it has not received, as one

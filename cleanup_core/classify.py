@@ -14,7 +14,9 @@ rules"):
   checkpoint with data.
 - attention: what would be dead but cannot be ruled out: unreadable checkpoint or counters,
   unknown start time, a start in the future, or a portal excluded from clean-up. Never cleaned
-  automatically; a person decides.
+  automatically; a person decides. Also a resumable run the monitor already launched
+  ``max_resume_attempts`` times without it finishing (``resume_attempts_exhausted``): it is
+  never launched automatically again, but a person may still resume it by hand.
 
 Besides its state, a run is *overdue* (``Rule.OVERDUE``) when it has been running longer than
 its portal's p99 x overdue_factor (``Policy.overdue_after``, known only where the portal's
@@ -103,6 +105,11 @@ class Verdict:
     @property
     def action(self) -> Action:
         return ACTION_FOR_STATE[self.state]
+
+    @property
+    def resumable_by_hand(self) -> bool:
+        """Resumable, or resumable but out of automatic attempts: a person may resume it."""
+        return self.state is RunState.RESUMABLE or Rule.RESUME_ATTEMPTS_EXHAUSTED in self.rules
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
@@ -249,6 +256,9 @@ def classify(
         is_old = age_rule == Rule.OLD
         if evidence and (is_old or heartbeat is not None or was_released):
             state = RunState.RESUMABLE  # a tracked worker is gone, or it is old: resume it
+            if (facts.auto_resumes or 0) >= policy.max_resume_attempts:
+                # The monitor tried often enough: a person decides now.
+                rules, state = (*rules, Rule.RESUME_ATTEMPTS_EXHAUSTED), RunState.ATTENTION
         elif not is_old:
             state = RunState.YOUNG if age_rule == Rule.YOUNG else RunState.ATTENTION
         elif counters_unknown or checkpoint.status.is_problem:
@@ -357,6 +367,24 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
             return Reason(rule, "portal is excluded from clean-up by its policy")
         case Rule.OVERDUE:
             return _overdue_reason(v)
+        case Rule.RESUME_ATTEMPTS_EXHAUSTED:
+            launches = v.facts.auto_resumes or 0
+            code = v.facts.last_auto_resume_exit
+            last = "still running or unknown" if code is None else str(code)
+            message = (
+                f"auto-resume launched it {launches} times (max_resume_attempts "
+                f"{v.policy.max_resume_attempts}) without it finishing; last exit code {last}; "
+                "not launched automatically again, resume it by hand"
+            )
+            return Reason(
+                rule,
+                message,
+                {
+                    "auto_resumes": launches,
+                    "max_resume_attempts": v.policy.max_resume_attempts,
+                    "last_exit_code": code,
+                },
+            )
     raise ValueError(f"no explanation for rule {rule!r}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import shlex
 import socket
 import sys
 import traceback
@@ -44,6 +45,7 @@ from cleanup_core.service import (
     CleanupInterrupted,
     CleanupResult,
     CleanupService,
+    LaunchResult,
     StuckRunSummary,
 )
 from cleanup_core.vocabulary import Action, AuditAction, CycleOutcome
@@ -734,12 +736,10 @@ def demo(app: App) -> None:
 @click.argument("run_id")
 @common_options()
 def resume(app: App, run_id: str) -> None:
-    """Start the configured resume_command for resumable run RUN_ID, in the background."""
+    """Start the configured resume_command for resumable run RUN_ID, in the background
+    (refused while an earlier launch of it is still starting). Prints the launch."""
     launched = app.service.launch_resume(_run_id(run_id), actor=app.actor)
-    if app.as_json:
-        app.emit_json(launched.to_dict())
-    else:
-        app.out.print(_shown(launched.message))
+    _print_launched(app, launched)
 
 
 @cli.command()
@@ -747,12 +747,70 @@ def resume(app: App, run_id: str) -> None:
 @common_options()
 def start(app: App, portal: str) -> None:
     """Start the configured start_command for PORTAL, in the background (refused while the
-    pre-scrape check says wait)."""
+    pre-scrape check says wait, or an earlier start of it is still starting)."""
     launched = app.service.launch_start(portal, actor=app.actor)
+    _print_launched(app, launched)
+
+
+def _print_launched(app: App, launched: LaunchResult) -> None:
     if app.as_json:
         app.emit_json(launched.to_dict())
-    else:
-        app.out.print(_shown(launched.message))
+        return
+    which = (
+        f"--run {launched.run_id}"
+        if launched.run_id
+        else f"--portal {shlex.quote(launched.portal_name)}"
+    )
+    app.out.print(_shown(launched.message))
+    app.out.print(_shown(f"  command: {shlex.join(launched.argv)}"))
+    app.out.print(_shown(f"  follow it: python -m cleanup_core launches {which} --tail"))
+
+
+@cli.command()
+@click.option("--run", "run_id", help="Only this run's launches.")
+@click.option("--portal", help="Only this portal's launches.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--tail", is_flag=True, help="Also show the last lines of each launch's log.")
+@common_options()
+def launches(app: App, run_id: str | None, portal: str | None, limit: int, tail: bool) -> None:
+    """The scraper processes this tool started (resume, start; by a person, the CLI or the
+    monitor), newest first: state (starting, running, succeeded, failed, expired), who, when,
+    pid, exit code and log file."""
+    found = app.service.list_launches(
+        run_id=_run_id(run_id) if run_id else None,
+        portal_name=portal,
+        limit=limit,
+        tail=tail or app.as_json,
+    )
+    if app.as_json:
+        app.emit_json({"launches": [launch.to_dict() for launch in found]})
+        return
+    if not found:
+        app.out.print("No launches recorded.")
+        return
+    table = Table(title=f"Launches ({len(found)})", title_justify="left")
+    for column in ("launch", "when", "what", "portal", "by", "pid", "state", "exit", "log"):
+        table.add_column(column, overflow="fold")
+    tz = app.settings.timezone
+    for launch in found:
+        when = launch.launched_at.astimezone(tz) if launch.launched_at else None
+        table.add_row(
+            str(launch.id),
+            when.strftime("%Y-%m-%d %H:%M:%S") if when else "?",
+            launch.what,
+            _shown(launch.portal_name),
+            _shown(launch.actor),
+            "-" if launch.pid is None else str(launch.pid),
+            _shown(f"{launch.state.value}: {launch.note}"),
+            "-" if launch.exit_code is None else str(launch.exit_code),
+            _shown(launch.log_path or "-"),
+        )
+    app.out.print(table)
+    if tail:
+        for launch in found:
+            app.out.print(f"launch {launch.id} log (last {len(launch.log_tail)} lines):")
+            for line in launch.log_tail:
+                app.out.print("  " + _shown(line))
 
 
 # -- monitoring ---------------------------------------------------------------------------------
@@ -772,6 +830,7 @@ def watch(app: App, once: bool, force_cycle: bool) -> None:
     recovered runs. Loops every monitor_interval_minutes, or --once. Changes no run unless
     monitor_auto_clean is enabled."""
     monitor = Monitor(app.service)
+    monitor.check_settings()
     if not app.settings.notify_urls:
         app.err.print(
             "warning: no notification URLs (CLEANUP_NOTIFY_URLS): changes are only "

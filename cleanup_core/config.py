@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta, tzinfo
 from enum import StrEnum
@@ -285,6 +285,9 @@ class PortalOverride:
     resume_command: str | None = None
     start_command: str | None = None
     stall_after_minutes: float | None = None
+    auto_resume: bool | None = None
+    max_resume_attempts: int | None = None
+    resume_backoff_minutes: float | None = None
     adaptive_thresholds: bool | None = None  # None: the global setting
 
 
@@ -295,6 +298,9 @@ _PORTAL_PARSERS: dict[str, Callable[[object], Any]] = {
     "resume_command": _command("resume_command"),
     "start_command": _command("start_command"),
     "stall_after_minutes": _positive("minutes"),
+    "auto_resume": _boolean,
+    "max_resume_attempts": _whole("attempts", 1, 1000),
+    "resume_backoff_minutes": _positive("minutes"),
     "adaptive_thresholds": _boolean,
 }
 
@@ -317,6 +323,8 @@ class Policy:
     history: PortalStats | None = None
     # A running run older than this is overdue (p99 x overdue_factor, with enough history).
     overdue_after: timedelta | None = None
+    # After this many automatic resume launches without the run finishing, it needs a person.
+    max_resume_attempts: int = 3
 
     @property
     def age_threshold_hours(self) -> float:
@@ -362,6 +370,9 @@ class Settings:
     learned_threshold_floor_hours: float = 2.0
     overdue_factor: float = 3.0
     monitor_auto_clean: bool = False
+    auto_resume: bool = False
+    max_resume_attempts: int = 3
+    resume_backoff_minutes: float = 10.0
     monitor_in_dashboard: bool = False
     dashboard_url: str | None = None
     session_hours: float = 12.0
@@ -408,11 +419,13 @@ class Settings:
         values["checkpoint_dir"] = Path(values.get("checkpoint_dir", "checkpoints")).absolute()
         if "log_dir" in values:
             values["log_dir"] = Path(values["log_dir"]).expanduser().absolute()
-        return cls(
+        settings = cls(
             **values,
             portals=portals,
             config_file=path.absolute() if path else None,
         )
+        settings.check_auto_resume()
+        return settings
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with some settings replaced (validated like the environment's)."""
@@ -512,6 +525,7 @@ class Settings:
             threshold_source=source,
             history=history if adaptive else None,
             overdue_after=overdue,
+            max_resume_attempts=self.max_resume_attempts_for(portal_name or ""),
         )
 
     def stall_after_minutes_for(self, portal_name: str) -> float:
@@ -525,6 +539,48 @@ class Settings:
     def start_command_for(self, portal_name: str) -> str | None:
         """The command template that starts a scrape of ``portal_name`` (its own, else global)."""
         return self.portal_override(portal_name).start_command or self.start_command
+
+    def auto_resume_for(self, portal_name: str) -> bool:
+        """Whether the monitor launches ``portal_name``'s resume_command for resumable runs."""
+        own = self.portal_override(portal_name).auto_resume
+        return self.auto_resume if own is None else own
+
+    def max_resume_attempts_for(self, portal_name: str) -> int:
+        """How many automatic resume launches a run of ``portal_name`` gets."""
+        return self.portal_override(portal_name).max_resume_attempts or self.max_resume_attempts
+
+    def resume_backoff_for(self, portal_name: str) -> timedelta:
+        """How long a launch counts as starting, and the least time between two automatic
+        launches of one run."""
+        own = self.portal_override(portal_name).resume_backoff_minutes
+        return timedelta(minutes=own or self.resume_backoff_minutes)
+
+    def check_auto_resume(self, portal_names: Iterable[object] = ()) -> None:
+        """``ConfigError`` naming the portal when auto_resume is on for a portal (one with its
+        own settings, or one of ``portal_names``, e.g. the stored ones) that has no
+        resume_command, or when it is on globally without a global resume_command."""
+        if self.auto_resume and not self.resume_command:
+            own = [name for name, o in self.portals.items() if o.resume_command]
+            but = f" (only {', '.join(map(repr, own))} have their own)" if own else ""
+            missing = [
+                name
+                for name in portal_names
+                if isinstance(name, str) and not self.resume_command_for(name)
+            ]
+            named = f" for portal {missing[0]!r}" if missing else " for every portal"
+            if missing or not own:
+                raise ConfigError(
+                    f"auto_resume is on but no resume_command is set{named}{but}: set "
+                    'resume_command (or [portals."..."] resume_command), or turn auto_resume off'
+                )
+        names = [*self.portals, *(n for n in portal_names if isinstance(n, str))]
+        for name in names:
+            if self.auto_resume_for(name) and not self.resume_command_for(name):
+                raise ConfigError(
+                    f"auto_resume is on for portal {name!r} but it has no resume_command: set "
+                    f'[portals."{name}"] resume_command (or a global one), or turn auto_resume '
+                    "off for it"
+                )
 
 
 _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
@@ -552,6 +608,9 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "learned_threshold_floor_hours": _hours,
     "overdue_factor": _factor,
     "monitor_auto_clean": _boolean,
+    "auto_resume": _boolean,
+    "max_resume_attempts": _whole("attempts", 1, 1000),
+    "resume_backoff_minutes": _positive("minutes"),
     "monitor_in_dashboard": _boolean,
     "dashboard_url": _text,
     "session_hours": _positive("hours"),

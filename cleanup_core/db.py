@@ -50,6 +50,7 @@ from cleanup_core.models import (
     DashboardUser,
     DeletedRun,
     DemoRun,
+    Launch,
     LoginFailure,
     MonitorChannel,
     MonitorCycle,
@@ -86,6 +87,7 @@ ADOPTED_TABLES = tuple(
         LoginFailure,
         DeletedRun,
         DemoRun,
+        Launch,
     )
 )
 OWN_TABLE_NAMES = frozenset(
@@ -100,8 +102,9 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs; 5: the indexes on completed runs that the statistics of
-# run durations read (ix_runs_status_completed, ix_runs_portal_completed; issue 15).
+# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started)
+# and the indexes on completed runs that the statistics of run durations read
+# (ix_runs_status_completed, ix_runs_portal_completed; issue 15).
 SCHEMA_VERSION = 5
 
 

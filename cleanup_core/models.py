@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -327,3 +338,32 @@ class MonitorLease(SQLModel, table=True):
     name: str = Field(sa_type=Text, primary_key=True)
     holder: str = Field(sa_type=Text)
     expires_at: Any = Field(sa_column=Column("expires_at", UtcTimestamp(), nullable=False))
+
+
+class Launch(SQLModel, table=True):
+    """A scraper process the tool started for a person, the CLI or the monitor: which run (a
+    resume) or portal (a start: its run does not exist yet, so only the portal is recorded),
+    who, when, the command as an argument list (JSON), the process and its log file, and, once
+    it ended, its exit code (written by ``cleanup_core.launch_wrapper``, which waits for it)."""
+
+    __tablename__ = "launches"
+    __table_args__ = (
+        Index("ix_launches_run", "run_id", "id"),
+        Index("ix_launches_portal", "portal_name", "id"),
+        {"extend_existing": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, sa_type=RunId)
+    portal_name: str = Field(sa_type=Text)
+    action: str = Field(sa_type=Text)  # a vocabulary.Action: resume or start
+    actor: str = Field(sa_type=Text)
+    automatic: bool = Field(default=False, sa_type=Boolean)  # launched by the monitor
+    launched_at: Any = Field(sa_column=Column("launched_at", UtcTimestamp(), nullable=False))
+    argv: str | None = Field(default=None, sa_type=Text)  # JSON array, never a shell string
+    pid: int | None = Field(default=None, sa_type=Integer)
+    host: str | None = Field(default=None, sa_type=Text)
+    log_path: str | None = Field(default=None, sa_type=Text)
+    exit_code: int | None = Field(default=None, sa_type=Integer)
+    ended_at: Any = Field(default=None, sa_column=Column("ended_at", UtcTimestamp()))
+    error: str | None = Field(default=None, sa_type=Text)  # why it could not start

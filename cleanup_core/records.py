@@ -48,20 +48,28 @@ class RunFacts(NamedTuple):
     # How many tenders the run has stored (counted by the service only for runs that would
     # otherwise be dead; None: not counted).
     stored_tenders: int | None = None
+    # How many times the monitor launched the run's resume_command (auto-resume), and the exit
+    # code of the latest of those launches (None: still running or unknown). Read from the
+    # ``launches`` table by the service; None: not counted.
+    auto_resumes: int | None = None
+    last_auto_resume_exit: int | None = None
 
     @property
     def is_running(self) -> bool:
         return self.status == RunStatus.RUNNING
 
     def stored_row(self) -> dict[str, Any]:
-        """The row's columns as stored (without the count of stored tenders)."""
+        """The row's columns as stored (without what the service counted beside it)."""
         row = self._asdict()
-        del row["stored_tenders"]
+        for name in _COUNTED:
+            del row[name]
         return row
 
 
+# What the service counts beside a run's row (not columns of ``runs``).
+_COUNTED = ("stored_tenders", "auto_resumes", "last_auto_resume_exit")
 # The columns of a ``runs`` row, in ``RunFacts`` order.
-RUN_COLUMNS = tuple(name for name in RunFacts._fields if name != "stored_tenders")
+RUN_COLUMNS = tuple(name for name in RunFacts._fields if name not in _COUNTED)
 
 
 @dataclass(frozen=True)
@@ -172,3 +180,24 @@ class NoticeRecord:
     id: int
     title: str
     body: str
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """A scraper process the tool started (``launches``), as stored. ``argv`` is JSON text;
+    ``run_id`` is ``None`` for a start (the run does not exist yet)."""
+
+    id: int
+    run_id: int | None
+    portal_name: str
+    action: str  # an Action: resume or start
+    actor: str
+    automatic: bool | None
+    launched_at: object
+    argv: str | None
+    pid: int | None
+    host: str | None
+    log_path: str | None
+    exit_code: int | None
+    ended_at: object
+    error: str | None

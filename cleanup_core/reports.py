@@ -22,6 +22,7 @@ from cleanup_core.records import RunFacts
 from cleanup_core.service import (
     AuditEvent,
     CleanupService,
+    LaunchView,
     PortalThreshold,
     decide_portal,
     shared_checkpoints,
@@ -282,6 +283,51 @@ class EventRow:
 
 
 @dataclass
+class LaunchRow:
+    """The latest launch of a run or portal, for display (``id`` 0: none)."""
+
+    id: int = 0
+    what: str = ""
+    state: str = ""  # a LaunchState
+    actor: str = ""
+    launched_at: str = ""
+    pid: str = ""
+    exit_code: str = ""
+    note: str = ""
+    log_path: str = ""
+    log: list[str] = field(default_factory=list)  # its last lines, escaped
+
+    @property
+    def summary(self) -> str:
+        if not self.id:
+            return ""
+        pid = f", pid {self.pid}" if self.pid else ""
+        code = f", exit code {self.exit_code}" if self.exit_code else ""
+        return (
+            f"launch {self.id} ({self.what}) by {self.actor} at {self.launched_at}{pid}: "
+            f"{self.state}{code}"
+        )
+
+
+def launch_row(view: LaunchView | None, fmt: Formatter) -> LaunchRow:
+    """A launch as the pages show it: every stored text escaped, the log too."""
+    if view is None:
+        return LaunchRow()
+    return LaunchRow(
+        id=view.id,
+        what=safe_text(view.what),
+        state=view.state.value,
+        actor=safe_text(view.actor),
+        launched_at=fmt.moment(view.launched_at),
+        pid="" if view.pid is None else str(view.pid),
+        exit_code="" if view.exit_code is None else str(view.exit_code),
+        note=safe_text(view.note),
+        log_path=safe_text(view.log_path or ""),
+        log=[safe_text(line[:500]) for line in view.log_tail],
+    )
+
+
+@dataclass
 class RunDetail:
     run: RunRow
     attempt: str
@@ -289,6 +335,7 @@ class RunDetail:
     checkpoint: str
     reasons: list[str] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
+    launch: LaunchRow = field(default_factory=LaunchRow)  # its latest launch
 
 
 def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
@@ -349,7 +396,9 @@ def run_detail(
         return None
     run, verdict = found.run, found.verdict
     fmt = Formatter(service, found.checked_at)
+    launch = service.latest_launch(run_id=run_id, now=found.checked_at)
     return RunDetail(
+        launch=launch_row(launch, fmt),
         run=_run_row(run, verdict.state.value if verdict else "", fmt),
         attempt=_counter_text(run.attempt),
         last_progress=fmt.ago(run.last_progress_at),
@@ -375,6 +424,11 @@ class PortalRow:
     run_id: int  # the run the action is about (0: none)
     run_ids: list[int] = field(default_factory=list)
     shared_checkpoint: str = ""  # why this portal needs attention: it shares its checkpoint
+    # Its latest launch (of a run of it or of a start): state, one line, the log's last lines.
+    launch_state: str = ""
+    launch_text: str = ""
+    launch_note: str = ""
+    launch_log: list[str] = field(default_factory=list)
     typical_duration: str = ""  # p50 / p99 of its completed runs, and how many (issue 15)
     threshold: str = ""  # the age threshold in effect now
     threshold_source: str = ""  # default, config or learned
@@ -398,11 +452,15 @@ def portal_rows(
         for names in shared_checkpoints(_text(last.portal_name) for last in latest)
         for name in names
     }
+    launches = service.latest_launches_by_portal(
+        [_text(last.portal_name) for last in latest], now=summary.checked_at
+    )
     thresholds = {row.portal_name: row for row in service.thresholds(now=summary.checked_at)}
     rows = []
     for last in latest:
         name = _text(last.portal_name)
         check = decide_portal(name, running.get(name, []), summary.checked_at)
+        launch = launch_row(launches.get(name), fmt)
         threshold = thresholds.get(name)
         rows.append(
             PortalRow(
@@ -417,6 +475,10 @@ def portal_rows(
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
                 shared_checkpoint=_shared_text(name, sharing.get(name, ())),
+                launch_state=launch.state,
+                launch_text=launch.summary,
+                launch_note=launch.note,
+                launch_log=launch.log,
                 typical_duration=_typical_text(threshold),
                 threshold="" if threshold is None else f"{threshold.threshold_hours:.3g} h",
                 threshold_source="" if threshold is None else threshold.source.value,

@@ -67,8 +67,18 @@ class AuditAction(StrEnum):
     COMPLETE = "complete"  # the worker finished the run
     FAIL = "fail"  # the worker's scrape went wrong
     RELEASE = "release"  # the worker let go of the run (Ctrl-C, SIGTERM)
-    RESUME_LAUNCHED = "resume_launched"  # the dashboard or CLI started the resume_command
-    START_LAUNCHED = "start_launched"  # the dashboard or CLI started the start_command
+    RESUME_LAUNCHED = "resume_launched"  # a person, the CLI or the monitor started resume_command
+    START_LAUNCHED = "start_launched"  # a person or the CLI started the start_command
+
+
+class LaunchState(StrEnum):
+    """How a launched scraper process is doing (``service.launches.launch_state``)."""
+
+    STARTING = "starting"  # started; its run has not heartbeated or progressed since
+    RUNNING = "running"  # its run heartbeated or made progress since the launch
+    SUCCEEDED = "succeeded"  # the process exited with code 0
+    FAILED = "failed"  # it could not start, or exited with another code
+    EXPIRED = "expired"  # resume_backoff_minutes passed with no sign of it, and no exit seen
 
 
 class NotReverted(StrEnum):
@@ -102,6 +112,7 @@ class Rule(StrEnum):
     YOUNG = "young"
     OLD = "old"
     PORTAL_EXCLUDED = "portal_excluded"
+    RESUME_ATTEMPTS_EXHAUSTED = "resume_attempts_exhausted"
     # Not a verdict's reason but a flag beside it: running longer than the portal's p99 times
     # overdue_factor (judged only where the portal's completed runs are read: issue 15).
     OVERDUE = "overdue"
@@ -123,6 +134,7 @@ class ProblemChange(StrEnum):
     NEW = "new"
     REMINDER = "reminder"
     RECOVERED = "recovered"
+    AUTO_RESUMED = "auto_resumed"  # the monitor launched the run's resume_command
 
 
 class CycleOutcome(StrEnum):

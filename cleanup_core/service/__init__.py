@@ -9,7 +9,7 @@ a transaction or runs SQL itself. The methods live in one module per group of us
 - ``cleaning``: clean-ups (batched, compare-and-set)
 - ``history``: revert, delete, the audit trail
 - ``worker``: a scraper's claim and its fenced writes
-- ``launches``: resume, start, clean up & start
+- ``launches``: resume, start, clean up & start; the launches and their state
 - ``monitoring``: the monitor's lease, cycles, problems and outbox
 - ``reads``: what the dashboard's pages read
 - ``demo``: writing the demo fleet
@@ -37,7 +37,7 @@ from cleanup_core.service.judging import (
     match_portal,
     shared_checkpoints,
 )
-from cleanup_core.service.launches import CleanUpAndStart, Launching, LaunchResult
+from cleanup_core.service.launches import CleanUpAndStart, Launching, LaunchResult, LaunchView
 from cleanup_core.service.monitoring import (
     Change,
     CycleStart,
@@ -63,6 +63,7 @@ __all__ = [
     "DemoLoad",
     "HistoryPage",
     "LaunchResult",
+    "LaunchView",
     "MonitorCycleRecord",
     "MonitorStatus",
     "PlannedRun",

@@ -136,11 +136,24 @@ def launch_event(
     actor: str,
     now: datetime,
     argv: Sequence[str],
-    pid: int,
+    pid: int | None,
     log_path: Path,
+    launch_id: int,
+    automatic: bool = False,
+    error: str | None = None,
 ) -> NewEvent:
-    """A person started the resume_command of a run or the start_command of a portal."""
+    """A person, the CLI or the monitor (``automatic``) started the resume_command of a run or
+    the start_command of a portal (launch ``launch_id``); ``error``: it could not start."""
     status = RunStatus.RUNNING if run_id else None
+    details: dict[str, Any] = {
+        "launch_id": launch_id,
+        "argv": list(argv),
+        "pid": pid,
+        "log_path": str(log_path),
+        "automatic": automatic,
+    }
+    if error is not None:
+        details["error"] = error
     return NewEvent(
         run_id=run_id or NO_RUN,
         portal_name=portal_name,
@@ -149,7 +162,7 @@ def launch_event(
         from_status=status,
         to_status=status,
         created_at=now,
-        details={"argv": list(argv), "pid": pid, "log_path": str(log_path)},
+        details=details,
     )
 
 

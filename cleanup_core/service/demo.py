@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from cleanup_core.errors import RefusedError
 from cleanup_core.service.audit import worker_event
 from cleanup_core.service.cleaning import Cleaning
-from cleanup_core.storage import demo, events, runs, tenders, worker
+from cleanup_core.storage import demo, events, launches, runs, tenders, worker
 from cleanup_core.tenders import stored_row
 from cleanup_core.timestamps import parse_timestamp
 from cleanup_core.vocabulary import AuditAction
@@ -95,6 +95,7 @@ class DemoLoading(Cleaning):
             plan.refuse_foreign_files(set(previous))
             demo.forget_demo_marks(conn, stale)
             demo.delete_demo_runs(conn, previous)
+            launches.forget_runs(conn, previous)
             written = _Written()
             for planned in plan.runs(now):
                 run_id = self._write_run(conn, planned)

@@ -13,7 +13,7 @@ from cleanup_core.errors import RefusedError, RunNotFoundError
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.service.audit import AuditEvent, decode_raw, delete_event, revert_event
 from cleanup_core.service.base import DEFAULT_ACTOR, ServiceBase, checked_ids, is_whole_number
-from cleanup_core.storage import deletions, events, runs
+from cleanup_core.storage import deletions, events, launches, runs
 from cleanup_core.vocabulary import AuditAction, NotReverted, RunStatus
 
 log = logging.getLogger("cleanup_core")
@@ -138,6 +138,7 @@ class Auditing(ServiceBase):
                     "Nothing was deleted."
                 )
             deleted = runs.delete_finished_runs(conn, ids)
+            launches.forget_runs(conn, ids)
             if deleted != len(ids):
                 raise RefusedError("Runs changed while being deleted. Nothing was deleted.")
             now = self._now(conn, None)

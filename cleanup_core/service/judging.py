@@ -27,7 +27,7 @@ from cleanup_core.durations import PortalStats
 from cleanup_core.errors import CleanupError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.base import ServiceBase
-from cleanup_core.storage import runs, tenders
+from cleanup_core.storage import launches, runs, tenders
 from cleanup_core.timestamps import parse_timestamp
 from cleanup_core.vocabulary import Action, RunState, ThresholdSource
 
@@ -241,6 +241,22 @@ def decide_portal(
     noun = "run" if len(ids) == 1 else "runs"
     reason = f"dead {noun} {', '.join(map(str, ids))} to clean up first: {dead[0].summary}"
     return check(Action.CLEANUP, reason, dead[0], ids)
+
+
+def _with_auto_resumes(conn: Connection, facts: Sequence[RunFacts]) -> Sequence[RunFacts]:
+    """The facts with how often the monitor launched each run's resume_command (the rules
+    send a run it tried ``max_resume_attempts`` times to a person)."""
+    if not facts:
+        return facts
+    counts = launches.auto_resume_counts(conn, [f.id for f in facts] if len(facts) <= 500 else None)
+    if not counts:
+        return facts
+    return [
+        f._replace(auto_resumes=counts[f.id][0], last_auto_resume_exit=counts[f.id][1])
+        if f.id in counts
+        else f
+        for f in facts
+    ]
 
 
 @dataclass(frozen=True)
@@ -463,7 +479,12 @@ class Judging(ServiceBase):
         (one indexed query, so a scan stays cheap) and judge those again with them: tenders in
         the database are progress. Returns the verdicts and notes for the operator (stored
         tenders could not be counted)."""
-        verdicts = self._judge(facts, now, age_threshold_hours, self._history_for(conn, facts, now))
+        verdicts = self._judge(
+            _with_auto_resumes(conn, facts),
+            now,
+            age_threshold_hours,
+            self._history_for(conn, facts, now),
+        )
         candidates = [i for i, v in enumerate(verdicts) if v.state is RunState.DEAD]
         if not candidates:
             return verdicts, ()

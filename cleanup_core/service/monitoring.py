@@ -57,6 +57,8 @@ class Change:
         label = _LABELS.get(self.kind, self.kind.upper())
         if self.what is ProblemChange.RECOVERED:
             return f"  RECOVERED run {self.run_id} (was {self.kind}): {self.summary}"
+        if self.what is ProblemChange.AUTO_RESUMED:
+            return f"  AUTO-RESUMED run {self.run_id}: {self.summary}"
         prefix = "STILL " if self.what is ProblemChange.REMINDER else "NEW "
         return f"  {prefix}{label} run {self.run_id}: {self.summary}"
 
@@ -159,11 +161,13 @@ class MonitorBook(ServiceBase):
         remind_after: timedelta,
         cleaned_by_monitor: Mapping[int, str],
         notice: Callable[[Sequence[Change]], tuple[str, str]],
+        launched: Sequence[Change] = (),
     ) -> list[Change]:
         """Compare the problems with those already reported: record what is new, remind about
         what is old, resolve what went away (and the runs the monitor just cleaned, id ->
-        portal). When anything changed, queue one notice (``notice`` writes its title and
-        body) in the same transaction. Returns the changes, per portal and kind."""
+        portal); ``launched``: the runs the monitor just auto-resumed, reported as they are.
+        When anything changed, queue one notice (``notice`` writes its title and body) in the
+        same transaction. Returns the changes, per portal and kind."""
         with self.db.write() as conn:
             changes = self._compare(conn, problems, now, remind_after)
             reported = {c.run_id for c in changes}
@@ -178,6 +182,7 @@ class MonitorBook(ServiceBase):
                 for run_id, portal in cleaned_by_monitor.items()
                 if run_id not in reported
             )
+            changes.extend(launched)
             if changes:
                 title, body = notice(changes)
                 monitor.insert_notice(conn, cycle_id, now, title, body)

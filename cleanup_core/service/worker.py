@@ -21,7 +21,7 @@ from cleanup_core.errors import RefusedError, RunFencedError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.audit import worker_event
 from cleanup_core.service.cleaning import Cleaning
-from cleanup_core.service.judging import PortalBusyError, PortalCheck
+from cleanup_core.service.judging import PortalBusyError, PortalCheck, decide_portal
 from cleanup_core.storage import events, runs, tenders, worker
 from cleanup_core.storage.common import database_now
 from cleanup_core.tenders import json_safe, stored_row, tender_id_of
@@ -314,12 +314,21 @@ def _aim_at_requested(check: PortalCheck, wanted: int) -> PortalCheck:
         raise RefusedError(
             f"Run {wanted} is not a running run of portal {check.portal_name!r}; nothing to resume."
         )
-    if verdict.action is not Action.RESUME:
+    if not verdict.resumable_by_hand:
         raise RefusedError(
             f"Run {wanted} is {verdict.state.value}, not resumable: {verdict.summary}"
         )
-    if check.action is Action.WAIT:  # another run of the portal is alive or starting
-        return check
+    others = decide_portal(
+        check.portal_name, [v for v in check.runs if v.run_id != wanted], check.checked_at
+    )
+    if others.action is Action.WAIT:  # another run of the portal is alive or starting
+        return replace(
+            check,
+            action=Action.WAIT,
+            reason=others.reason,
+            run_id=others.run_id,
+            run_ids=others.run_ids,
+        )
     return replace(
         check,
         action=Action.RESUME,

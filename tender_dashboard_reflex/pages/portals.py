@@ -7,6 +7,7 @@ from reflex.vars import ObjectVar
 
 from cleanup_core.reports import PortalRow
 from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.components.launches import portal_launch
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
     actions_cell,
@@ -116,6 +117,7 @@ def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
                     id="portal-shared-" + row.last_run_id.to_string(),
                 ),
             ),
+            portal_launch(row),
             min_width="18em",
             max_width="32em",
         ),

@@ -7,8 +7,9 @@ from typing import cast
 import reflex as rx
 from reflex.vars import ObjectVar
 
-from cleanup_core.reports import PAGE_SIZES, EventRow, RunRow
+from cleanup_core.reports import PAGE_SIZES, EventRow, LaunchRow, RunRow
 from tender_dashboard_reflex import routes
+from tender_dashboard_reflex.components.launches import launch_card
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
     auto_refresh,
@@ -251,6 +252,7 @@ def run_detail_page() -> rx.Component:
                         width="100%",
                     ),
                 ),
+                launch_card(cast("ObjectVar[LaunchRow]", RunDetailState.launch)),
                 rx.card(
                     rx.heading("Audit events", size="3", as_="h2"),
                     data_table(

@@ -10,6 +10,7 @@ from cleanup_core.numbers import whole_number
 from cleanup_core.reports import (
     PAGE_SIZES,
     EventRow,
+    LaunchRow,
     RunRow,
     RunsPage,
     portal_names,
@@ -147,6 +148,7 @@ class RunDetailState(AuthState):
     checkpoint: rx.Field[str] = rx.field("")
     reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
     events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
+    launch: rx.Field[LaunchRow] = rx.field(default_factory=LaunchRow)  # its latest launch
 
     @event
     @guarded("open a run", admin=False)
@@ -156,9 +158,10 @@ class RunDetailState(AuthState):
         detail = run_detail(service(), run_id) if run_id is not None else None
         self.found = detail is not None
         if detail is None:
-            self.events, self.reasons = [], []
+            self.events, self.reasons, self.launch = [], [], LaunchRow()
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
         self.reasons, self.events = detail.reasons, detail.events
+        self.launch = detail.launch
         return None

@@ -26,7 +26,15 @@ from sqlalchemy import delete, func, select
 from cleanup_core import CleanupService, Settings
 from cleanup_core.accounts import Accounts
 from cleanup_core.db import Database
-from cleanup_core.models import DashboardSession, DeletedRun, DemoRun, Run, RunEvent, Tender
+from cleanup_core.models import (
+    DashboardSession,
+    DeletedRun,
+    DemoRun,
+    Launch,
+    Run,
+    RunEvent,
+    Tender,
+)
 from cleanup_core.service import AuditEvent
 from tests.conftest import Runs
 from tests.helpers.dashboard_server import (
@@ -41,6 +49,12 @@ from tests.helpers.dashboard_server import (
 from tests.helpers.live_fleet import hours_ago, seed_live_fleet
 
 RECORD_ARGV = ROOT / "tests" / "helpers" / "record_argv.py"
+# A portal whose resume_command keeps running (a scraper that has not heartbeated yet), so its
+# launch stays "starting" (tests/browser/test_launches.py).
+SLOW_PORTAL = "Slow Portal"
+SLOW_COMMAND = "{python} -c " + shlex.quote(
+    "import time; print('scraping page 1', flush=True); time.sleep(120)"
+)
 ADMIN, VIEWER = "alice", "victor"
 PASSWORD = "browser test password 1"
 SESSION_COOKIE = "cleanup_session"
@@ -116,7 +130,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     checkpoint_dir.mkdir()
     record = work / "launched.json"
     recorder = f"{{python}} {shlex.quote(str(RECORD_ARGV))} {shlex.quote(str(record))}"
+    config = work / "cleanup.toml"
+    config.write_text(f'[portals."{SLOW_PORTAL}"]\nresume_command = {json.dumps(SLOW_COMMAND)}\n')
     cleanup_env = {
+        "CLEANUP_CONFIG": str(config),
         "CLEANUP_DATABASE_URL": f"sqlite:///{work / 'dashboard.db'}",
         "CLEANUP_CHECKPOINT_DIR": str(checkpoint_dir),
         "CLEANUP_TIMEZONE": "Asia/Kolkata",
@@ -192,7 +209,7 @@ def runs(app: App) -> LiveRuns:
 def fleet(app: App, runs: LiveRuns) -> dict[str, int]:
     """A fresh fleet for each test: one running run in each state, plus finished runs."""
     with app.service.db.write() as conn:
-        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun):
+        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun, Launch):
             conn.execute(delete(table))
     for path in app.checkpoint_dir.iterdir():
         path.unlink()

@@ -182,4 +182,9 @@ def test_a_command_that_cannot_start_is_a_clear_error(launcher, runs):
     run_id = runs.add("Assam Tenders", extracted_total_tenders=3)
     with pytest.raises(LaunchError, match=r"Could not start the resume_command .*nonexistent"):
         launch_resume(service, run_id, actor="ops", now=NOW)
-    assert launched_events(launcher) == []
+    # Recorded as a failed launch (as a shell would say: exit code 127), never a traceback.
+    (launch,) = service.list_launches(run_id=run_id, now=NOW)
+    assert (launch.state, launch.exit_code, launch.pid) == ("failed", 127, None)
+    assert "no such file" in launch.error
+    (event,) = launched_events(launcher)
+    assert event.details["error"] == launch.error and event.details["launch_id"] == launch.id

@@ -63,6 +63,7 @@ CALLERS = (
     CORE / "alerts.py",
     CORE / "demo.py",
     CORE / "launcher.py",
+    CORE / "launch_wrapper.py",
     CORE / "integrations",
     DASHBOARD,
 )

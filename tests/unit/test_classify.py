@@ -490,3 +490,24 @@ def test_counted_zero_stored_tenders_is_said_and_uncounted_is_not():
     assert uncounted.state is RunState.DEAD
     assert rules(uncounted) == {"no_progress", "no_checkpoint", "old"}
     assert uncounted.stored_tenders is None
+
+
+def test_a_run_out_of_automatic_resume_attempts_needs_a_person():
+    """Fed by the service from the launches table: the rules decide, classify stays pure."""
+    base = {"started_at": utc(hours=30), "extracted_total_tenders": 5}
+    fewer = judge(auto_resumes=2, last_auto_resume_exit=1, **base)
+    assert fewer.state is RunState.RESUMABLE and fewer.resumable_by_hand
+    exhausted = judge(auto_resumes=3, last_auto_resume_exit=1, **base)
+    assert exhausted.state is RunState.ATTENTION
+    assert "resume_attempts_exhausted" in rules(exhausted)
+    assert exhausted.resumable_by_hand, "a person may still resume it"
+    assert "launched it 3 times (max_resume_attempts 3)" in exhausted.summary
+    assert "last exit code 1" in exhausted.summary
+    reason = next(r for r in exhausted.reasons if r.rule == "resume_attempts_exhausted")
+    assert reason.evidence == {"auto_resumes": 3, "max_resume_attempts": 3, "last_exit_code": 1}
+    higher = Policy(POLICY.age_threshold, POLICY.heartbeat_timeout, max_resume_attempts=4)
+    assert judge(policy=higher, auto_resumes=3, **base).state is RunState.RESUMABLE
+    # Only a run that would be resumed is affected: a dead or alive one stays what it is.
+    assert judge(auto_resumes=9, started_at=utc(hours=30)).state is RunState.DEAD
+    alive = judge(auto_resumes=9, last_heartbeat_at=utc(minutes=1), **base)
+    assert alive.state is RunState.ALIVE and not alive.resumable_by_hand
