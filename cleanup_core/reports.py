@@ -399,7 +399,12 @@ def run_detail(
     launch = service.latest_launch(run_id=run_id, now=found.checked_at)
     return RunDetail(
         launch=launch_row(launch, fmt),
-        run=_run_row(run, verdict.state.value if verdict else "", fmt),
+        run=_run_row(
+            run,
+            verdict.state.value if verdict else "",
+            fmt,
+            overdue=verdict is not None and verdict.overdue,
+        ),
         attempt=_counter_text(run.attempt),
         last_progress=fmt.ago(run.last_progress_at),
         checkpoint=safe_text(checkpoint_text(found.checkpoint)),

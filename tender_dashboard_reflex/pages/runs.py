@@ -224,6 +224,7 @@ def run_detail_page() -> rx.Component:
                                 rx.hstack(
                                     status_badge(run.status),
                                     state_badge(run.state),
+                                    overdue_badge(run.overdue, id="detail-overdue"),
                                     id="detail-status",
                                 )
                             ),

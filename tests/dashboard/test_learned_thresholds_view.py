@@ -73,3 +73,16 @@ def test_an_alive_run_past_three_times_its_portals_p99_is_flagged_overdue(adapti
     state.load()
     flags = {row.id: (row.state, row.overdue) for row in state.rows if row.status == "running"}
     assert flags == {overdue: ("alive", True), on_time: ("alive", False)}
+
+
+def test_the_run_page_flags_an_overdue_run_and_says_why(adaptive: Dash) -> None:
+    from tender_dashboard_reflex.state.runs import RunDetailState
+
+    forty_minute_history(adaptive, "Quick Tenders")
+    beating = {"last_heartbeat_at": hours_ago(0.02), "last_progress_at": hours_ago(0.02)}
+    overdue = adaptive.runs.add("Quick Tenders", age_hours=3, **beating)
+    state = make_state(RunDetailState, adaptive.token(), f"/run?id={overdue}")
+    state.load()
+    assert state.found
+    assert (state.run.state, state.run.overdue) == ("alive", True)
+    assert any("overdue: running 3.0 h" in reason for reason in state.reasons)
