@@ -230,6 +230,7 @@ def test_the_cli_thresholds_command_is_as_specified(service, runs, db_url, tmp_p
             "Quick", status="completed", started_at=end - timedelta(minutes=40), completed_at=end
         )
     runs.add("New Portal", started_at=now - timedelta(hours=1))
+    silent = runs.add("Quick", started_at=now - timedelta(hours=5))
     env = {
         **os.environ,
         "CLEANUP_TIMEZONE": TZ,
@@ -268,6 +269,20 @@ def test_the_cli_thresholds_command_is_as_specified(service, runs, db_url, tmp_p
     table = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert table.returncode == 0, table.stderr
     assert "Quick" in table.stdout and "learned" in table.stdout
+    scan = subprocess.run(
+        [*args[:3], "scan", *args[4:], "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert scan.returncode == 0, scan.stderr
+    (dead,) = json.loads(scan.stdout)["dead_runs"]
+    assert (dead["id"], dead["threshold_hours"], dead["threshold_source"]) == (
+        silent,
+        2.0,
+        "learned",
+    )
     refused = subprocess.run(
         [*args, "--age-hours", "30"], env=env, capture_output=True, text=True, timeout=120
     )
