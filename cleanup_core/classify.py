@@ -18,9 +18,10 @@ rules"):
   ``max_resume_attempts`` times without it finishing (``resume_attempts_exhausted``): it is
   never launched automatically again, but a person may still resume it by hand.
 
-Besides its state, a run is *overdue* (``Rule.OVERDUE``) when it has been running longer than
-its portal's p99 x overdue_factor (``Policy.overdue_after``, known only where the portal's
-completed runs were read): worth a look even when it heartbeats.
+Besides its state, an alive or young run is *overdue* (``Rule.OVERDUE``) when it has been
+running longer than its portal's p99 x overdue_factor (``Policy.overdue_after``, known only where
+the portal's completed runs were read): worth a look even when it heartbeats. (A dead,
+resumable or attention run is a problem to look at already.)
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from cleanup_core.numbers import whole_number
 from cleanup_core.records import RunFacts
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
+
+# The states a run is flagged overdue in: the others are a problem to look at already.
+_MAY_BE_OVERDUE = frozenset({RunState.ALIVE, RunState.YOUNG})
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -267,7 +271,12 @@ def classify(
             rules, state = (*rules, Rule.PORTAL_EXCLUDED), RunState.ATTENTION
         else:
             state = RunState.DEAD
-    if policy.overdue_after is not None and age is not None and age >= policy.overdue_after:
+    if (
+        policy.overdue_after is not None
+        and age is not None
+        and age >= policy.overdue_after
+        and state in _MAY_BE_OVERDUE
+    ):
         rules = (*rules, Rule.OVERDUE)
     return Verdict(
         run_id=facts.id,

@@ -62,8 +62,8 @@ def fleet_metrics(reading: FleetReading, *, monitor_interval_seconds: float) -> 
     )
     overdue = GaugeMetricFamily(
         "cleanup_runs_overdue",
-        "Running runs older than their portal's p99 x overdue_factor (any state, alive ones "
-        "too); known where adaptive_thresholds is on for the portal.",
+        "Alive or young running runs older than their portal's p99 x overdue_factor; known "
+        "where adaptive_thresholds is on for the portal.",
         labels=["portal"],
     )
     states: dict[str, Counter[RunState]] = {}

@@ -2,6 +2,7 @@
 invariants."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from cleanup_core import Action, CheckpointInfo, CheckpointStatus, Policy, RunFacts, RunState
 from cleanup_core.classify import classify
+from cleanup_core.durations import PortalStats
 from cleanup_core.timestamps import format_utc
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -511,3 +513,25 @@ def test_a_run_out_of_automatic_resume_attempts_needs_a_person():
     assert judge(auto_resumes=9, started_at=utc(hours=30)).state is RunState.DEAD
     alive = judge(auto_resumes=9, last_heartbeat_at=utc(minutes=1), **base)
     assert alive.state is RunState.ALIVE and not alive.resumable_by_hand
+
+
+def test_only_an_alive_or_young_run_is_flagged_overdue():
+    # Learned from runs of 20 min (p99 20 min): overdue after an hour; the threshold says 72 h.
+    stats = PortalStats.of("Assam", [20 * 60.0] * 30)
+    policy = Policy(
+        timedelta(hours=72),
+        timedelta(minutes=30),
+        threshold_source="config",
+        history=stats,
+        overdue_after=timedelta(hours=1),
+    )
+    alive = judge(policy=policy, started_at=YOUNG, last_heartbeat_at=utc(minutes=1))
+    young = judge(policy=policy, started_at=YOUNG)
+    assert (alive.state, alive.overdue) == (RunState.ALIVE, True)
+    assert (young.state, young.overdue) == (RunState.YOUNG, True)
+    assert "overdue: running 2.0 h, longer than 1.0 h" in young.summary
+    on_time = judge(policy=replace(policy, overdue_after=timedelta(hours=3)), started_at=YOUNG)
+    assert not on_time.overdue and "overdue" not in on_time.summary
+    # A run judged dead is reported as dead; overdue would say nothing more.
+    dead = judge(policy=replace(policy, age_threshold=timedelta(hours=1)), started_at=YOUNG)
+    assert (dead.state, dead.overdue) == (RunState.DEAD, False)
