@@ -1,5 +1,9 @@
 """Settings: defaults, then an optional TOML file, then ``CLEANUP_*`` environment variables.
 
+The TOML file is the one ``--config`` or ``CLEANUP_CONFIG`` names; when neither does, it is
+``cleanup.toml`` in the SQLite database's folder, if there is one (the demo writes its scraper
+commands there, so every entry point on that database finds them).
+
 Each setting has one name used everywhere: ``age_threshold_hours`` in the TOML file is
 ``CLEANUP_AGE_THRESHOLD_HOURS`` in the environment. Per-portal policies live in the TOML file under
 ``[portals."Portal Name"]``. Invalid values fail fast with a message that names the setting.
@@ -30,6 +34,8 @@ from cleanup_core.vocabulary import ThresholdSource
 ENV_PREFIX = "CLEANUP_"
 CONFIG_ENV = "CLEANUP_CONFIG"
 DEFAULT_DATABASE_FILE = Path("data") / "tenders.db"
+# Read from the SQLite database's folder when neither ``--config`` nor CLEANUP_CONFIG names a file.
+BESIDE_DATABASE_CONFIG = "cleanup.toml"
 
 # Below this many hours an age threshold risks cleaning slow but healthy runs.
 MIN_SAFE_THRESHOLD_HOURS = 12.0
@@ -395,26 +401,43 @@ class Settings:
         config_file: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Defaults, then the TOML file (``config_file`` or ``$CLEANUP_CONFIG``), then the
-        environment, then ``overrides`` (e.g. command-line flags; ``None`` values are ignored)."""
+        """Defaults, then the TOML file, then the environment, then ``overrides`` (e.g.
+        command-line flags; ``None`` values are ignored). The file is ``config_file``, else
+        ``$CLEANUP_CONFIG``, else, when neither is given, ``cleanup.toml`` beside an SQLite
+        database if it exists (``beside_database_config``); an empty ``CLEANUP_CONFIG`` means
+        no file at all."""
         env = os.environ if env is None else env
+        given: dict[str, Any] = {}  # the environment's, then the overrides'
+        for name in _SETTING_PARSERS:
+            env_name = ENV_PREFIX + name.upper()
+            if env_name in env and env[env_name].strip() != "":
+                given[name] = _parse_setting(name, env[env_name], env_name)
+        for name, value in overrides.items():
+            if name not in _SETTING_PARSERS:
+                raise TypeError(f"unknown setting {name!r}")
+            if value is not None:
+                given[name] = _parse_setting(name, value, f"--{name.replace('_', '-')}")
+        default_url = f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}"
         values: dict[str, Any] = {}
         portals: dict[str, PortalOverride] = {}
         path_text = config_file if config_file is not None else env.get(CONFIG_ENV)
         path = Path(path_text).expanduser() if path_text else None
         if path is not None:
-            file_values, portals = _read_toml(path)
-            values.update(file_values)
-        for name in _SETTING_PARSERS:
-            env_name = ENV_PREFIX + name.upper()
-            if env_name in env and env[env_name].strip() != "":
-                values[name] = _parse_setting(name, env[env_name], env_name)
-        for name, value in overrides.items():
-            if name not in _SETTING_PARSERS:
-                raise TypeError(f"unknown setting {name!r}")
-            if value is not None:
-                values[name] = _parse_setting(name, value, f"--{name.replace('_', '-')}")
-        values.setdefault("database_url", f"sqlite:///{Path.cwd() / DEFAULT_DATABASE_FILE}")
+            values, portals = _read_toml(path)
+        elif path_text is None:  # an empty CLEANUP_CONFIG means no file at all
+            path = beside_database_config(given.get("database_url", default_url))
+            if path is not None and path.is_file():
+                values, portals = _read_toml(path, f"settings file {path} (beside the database)")
+                if "database_url" in values:
+                    raise ConfigError(
+                        f"{path}: database_url cannot be set in the file beside the database "
+                        "(it is read because of where the database is); set it in "
+                        f"CLEANUP_DATABASE_URL or in a file named by {CONFIG_ENV}"
+                    )
+            else:
+                path = None
+        values.update(given)
+        values.setdefault("database_url", default_url)
         values["database_url"] = _absolute_sqlite_url(values["database_url"])
         values["checkpoint_dir"] = Path(values.get("checkpoint_dir", "checkpoints")).absolute()
         if "log_dir" in values:
@@ -632,8 +655,10 @@ def _parse_setting(name: str, value: object, label: str) -> Any:
         raise ConfigError(f"{label}: {exc} (got {value!r})") from None
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, PortalOverride]]:
-    label = f"{CONFIG_ENV} file {path}"
+def _read_toml(
+    path: Path, label: str | None = None
+) -> tuple[dict[str, Any], dict[str, PortalOverride]]:
+    label = label or f"{CONFIG_ENV} file {path}"
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -665,6 +690,18 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], dict[str, PortalOverride]]:
                 ) from None
         portals[portal] = PortalOverride(**parsed)
     return values, portals
+
+
+def beside_database_config(database_url: str) -> Path | None:
+    """The settings file read when no ``CLEANUP_CONFIG`` is given: ``cleanup.toml`` in the
+    folder of an SQLite database (the demo writes its scraper commands there). ``None`` for a
+    database that is not a file."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(_absolute_sqlite_url(database_url))
+    if not url.drivername.startswith("sqlite") or not url.database:
+        return None
+    return Path(url.database).parent / BESIDE_DATABASE_CONFIG
 
 
 def _absolute_sqlite_url(url: str) -> str:

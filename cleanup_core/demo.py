@@ -19,8 +19,10 @@ rows. Every demo run's ``worker_id`` starts with ``demo:``.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import shlex
 import time as clock
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cleanup_core.checkpoints import checkpoint_path, read_checkpoint, write_checkpoint
-from cleanup_core.config import Settings
+from cleanup_core.config import Settings, beside_database_config
 from cleanup_core.errors import RefusedError
 from cleanup_core.service import CleanupService, PlannedRun
 from cleanup_core.timestamps import utc_now
@@ -277,6 +279,7 @@ CORRUPT_CHECKPOINT = (
 )
 _CORRUPT_PORTAL = "West Bengal eTender"
 _CHECKPOINT_ONLY_PORTAL = "Uttar Pradesh eTender"
+_PROGRESS_PORTAL = "MP Tenders"
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,12 @@ class DemoReport:
     checkpoints: tuple[Path, ...]
     replaced_runs: int = 0
     loaded_at: datetime | None = None
+    commands: DemoCommands | None = None
+
+    @property
+    def settings_file(self) -> Path | None:
+        """The file the demo wrote its scraper commands to, if any."""
+        return self.commands.path if self.commands else None
 
     @property
     def message(self) -> str:
@@ -296,9 +305,10 @@ class DemoReport:
         replaced = (
             f" (replacing {self.replaced_runs} earlier demo runs)" if self.replaced_runs else ""
         )
+        commands = f". {self.commands.message}" if self.commands else ""
         return (
             f"Loaded the demo fleet{replaced}: {total} runs on {len(self.portals)} portals, "
-            f"{self.tenders} tenders, {len(self.checkpoints)} checkpoint files"
+            f"{self.tenders} tenders, {len(self.checkpoints)} checkpoint files{commands}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,8 +319,21 @@ class DemoReport:
             "checkpoints": [str(path) for path in self.checkpoints],
             "replaced_runs": self.replaced_runs,
             "loaded_at": self.loaded_at.isoformat() if self.loaded_at else None,
+            "settings_file": str(self.settings_file) if self.settings_file else None,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class _PlannedCheckpoint:
+    """The checkpoint a partly scraped demo run left: the one ``scrape_synthetic_portal``
+    saves after the last page it finished (``cursor`` is where it would go on)."""
+
+    label: str  # the run's
+    portal_name: str
+    tenders: Sequence[dict[str, Any]]
+    cursor: dict[str, Any]
+    updated_at: datetime
 
 
 @dataclass
@@ -320,29 +343,136 @@ class _Fleet:
 
     settings: Settings
     worker_prefix: str = DEMO_PREFIX
-    checkpoint_tenders: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[_PlannedCheckpoint] = field(default_factory=list)
 
     def runs(self, now: datetime) -> list[PlannedRun]:
         as_of = now.astimezone(self.settings.timezone).date()
-        planned, self.checkpoint_tenders = _plan_fleet(self.settings, now, as_of)
+        planned, self.checkpoints = _plan_fleet(self.settings, now, as_of)
         return planned
 
     def refuse_foreign_files(self, demo_run_ids: set[int]) -> None:
         _refuse_foreign_checkpoints(self.settings, demo_run_ids)
 
     def write_files(self, run_ids: Mapping[str, Sequence[int]], now: datetime) -> tuple[Path, ...]:
-        as_of = now.astimezone(self.settings.timezone).date()
-        return (
+        written = [
             write_checkpoint(
                 self.settings.checkpoint_dir,
-                _CHECKPOINT_ONLY_PORTAL,
-                tenders=self.checkpoint_tenders,
-                run_id=run_ids["resumable_checkpoint"][0],
-                cursor={"organisation": 1, "page": 1, "as_of": as_of.isoformat()},
-                updated_at=(now - timedelta(hours=1)).isoformat(),
-            ),
-            _write_corrupt_checkpoint(self.settings.checkpoint_dir),
+                planned.portal_name,
+                tenders=list(planned.tenders),
+                run_id=run_ids[planned.label][0],
+                cursor=planned.cursor,
+                updated_at=planned.updated_at.isoformat(),
+            )
+            for planned in self.checkpoints
+        ]
+        return (*written, _write_corrupt_checkpoint(self.settings.checkpoint_dir))
+
+
+# The bundled scraper the demo's Resume, Start and "Clean up & start" buttons run.
+DEMO_SCRAPER = Path(__file__).resolve().parent.parent / "examples" / "demo_scraper.py"
+# Seconds per result page: a resumed demo run takes about half a minute, long enough to watch.
+DEMO_PAGE_DELAY = 2
+# Not one of the fleet's portals: the one the README's tour crashes and resumes, with a heartbeat
+# timeout of seconds so that takes seconds.
+CRASH_TEST_PORTAL = "Goa eProcurement"
+CRASH_TEST_TIMEOUT_SECONDS = 12
+# The first line of the settings file the demo writes; a file without it is never rewritten.
+DEMO_CONFIG_MARKER = "# Written by `python -m cleanup_core demo`; loading the demo rewrites it."
+
+
+@dataclass(frozen=True)
+class DemoCommands:
+    """Where the demo put its scraper commands (``path``; ``None``: nowhere) and what to say."""
+
+    path: Path | None
+    message: str
+
+
+def demo_commands() -> dict[str, str]:
+    """``resume_command`` and ``start_command`` running the bundled demo scraper with this
+    Python; it gets the database and checkpoint folder from the launcher, and marks its runs as
+    the demo's (``--demo-fleet``), so loading the demo again replaces them too."""
+    script = shlex.quote(str(DEMO_SCRAPER)).replace("{", "{{").replace("}", "}}")
+    common = f"--delay {DEMO_PAGE_DELAY} --demo-fleet"
+    return {
+        "resume_command": f"{{python}} {script} --portal {{portal}} --resume {{run_id}} {common}",
+        "start_command": f"{{python}} {script} --portal {{portal}} {common}",
+    }
+
+
+def configure_demo_commands(settings: Settings, *, other_runs: int = 0) -> DemoCommands:
+    """Write the demo's scraper commands into ``cleanup.toml`` beside the SQLite database,
+    where every entry point on that database reads them when no ``CLEANUP_CONFIG`` is given.
+    Never touches a file the demo did not write, nor writes one beside a database that holds
+    other runs (the demo scraper would then be offered for those portals too)."""
+    path = beside_database_config(settings.database_url)
+    if path is None:
+        return DemoCommands(None, _set_them_yourself("the database is not an SQLite file"))
+    if settings.config_file is not None and settings.config_file != path.absolute():
+        return DemoCommands(
+            None,
+            _set_them_yourself(f"the settings come from {settings.config_file}, left as it is"),
         )
+    if not DEMO_SCRAPER.is_file():
+        return DemoCommands(None, f"No scraper commands configured: {DEMO_SCRAPER} is missing.")
+    ours = _is_demo_config(path)
+    if (path.exists() or path.is_symlink()) and not ours:
+        return DemoCommands(
+            None, _set_them_yourself(f"{path} is not the demo's and was left as it is")
+        )
+    if other_runs and not ours:
+        return DemoCommands(
+            None,
+            _set_them_yourself(
+                f"the database holds {other_runs} runs that are not the demo's, and the demo "
+                "scraper must not be offered for their portals"
+            ),
+        )
+    lines = [
+        DEMO_CONFIG_MARKER,
+        "# Settings for the demo fleet in this folder's database. Every entry point (the CLI, the",
+        "# dashboard, the monitor) reads this file when it opens that database and no",
+        "# CLEANUP_CONFIG is given. Delete it when you put real runs into the database.",
+        f"checkpoint_dir = {_toml_string(str(settings.checkpoint_dir))}",
+        *(f"{name} = {_toml_string(value)}" for name, value in demo_commands().items()),
+        "# The README's crash test: a demo scraper of this portal killed with kill -9 is",
+        f"# resumable {CRASH_TEST_TIMEOUT_SECONDS} s later, not after 30 minutes.",
+        "heartbeat_interval_seconds = 2",
+        f"[portals.{_toml_string(CRASH_TEST_PORTAL)}]",
+        f"heartbeat_timeout_minutes = {CRASH_TEST_TIMEOUT_SECONDS / 60:g}",
+    ]
+    temporary = path.with_name(f".{path.name}.demo.tmp")
+    try:
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        return DemoCommands(None, _set_them_yourself(f"{path} could not be written: {exc}"))
+    return DemoCommands(
+        path,
+        f"Resume, Start and Clean up & start run examples/demo_scraper.py (settings in {path})",
+    )
+
+
+def _set_them_yourself(why: str) -> str:
+    commands = demo_commands()
+    return (
+        f"No scraper commands configured ({why}). To resume and start the demo's runs, set "
+        f"resume_command = {commands['resume_command']!r} and start_command = "
+        f"{commands['start_command']!r}."
+    )
+
+
+def _is_demo_config(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n") == DEMO_CONFIG_MARKER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def load_demo(
@@ -355,6 +485,7 @@ def load_demo(
     database up first, as ``init`` does (next to another application's tables only if
     ``force``)."""
     loaded = service.load_demo_fleet(_Fleet(service.settings), force=force, now=now)
+    commands = configure_demo_commands(service.settings, other_runs=loaded.other_runs)
     return DemoReport(
         runs=loaded.runs,
         portals=tuple(portal.name for portal in PORTALS),
@@ -362,11 +493,12 @@ def load_demo(
         checkpoints=loaded.files,
         replaced_runs=loaded.replaced_runs,
         loaded_at=loaded.loaded_at,
+        commands=commands,
     )
 
 
 def _refuse_foreign_checkpoints(settings: Settings, demo_run_ids: set[int]) -> None:
-    for portal in (_CHECKPOINT_ONLY_PORTAL, _CORRUPT_PORTAL):
+    for portal in (_PROGRESS_PORTAL, _CHECKPOINT_ONLY_PORTAL, _CORRUPT_PORTAL):
         path = checkpoint_path(settings.checkpoint_dir, portal)
         assert path is not None
         if not path.exists() and not path.is_symlink():
@@ -403,9 +535,10 @@ def _write_corrupt_checkpoint(checkpoint_dir: Path) -> Path:
 
 def _plan_fleet(
     settings: Settings, now: datetime, as_of: date
-) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
-    """Every demo run, and the tenders of the checkpoint-only run's checkpoint."""
+) -> tuple[list[PlannedRun], list[_PlannedCheckpoint]]:
+    """Every demo run, and the checkpoints the partly scraped ones left."""
     planned: list[PlannedRun] = []
+    checkpoints: list[_PlannedCheckpoint] = []
     hours = timedelta(hours=1)
     days = timedelta(days=1)
 
@@ -555,17 +688,28 @@ def _plan_fleet(
         tracked=False,
     )
 
-    # Resumable by progress: a tracked worker died mid-scrape (its heartbeat stopped).
-    _, timeout = policy("MP Tenders")
+    # Resumable by progress: the demo scraper died (kill -9) after five of its twelve pages:
+    # its counters, stored tenders and checkpoint are what it had written by then.
+    _, timeout = policy(_PROGRESS_PORTAL)
     last_beat = now - timeout - 90 * timedelta(minutes=1)
+    done = portal(_PROGRESS_PORTAL).pages_before(1, 2)
     run(
         "resumable_progress",
-        "MP Tenders",
+        _PROGRESS_PORTAL,
         worker="scraper-03:6113",
         started_at=last_beat - 3 * hours,
-        tenders=portal("MP Tenders").pages_before(1, 2),
+        tenders=done,
         last_heartbeat_at=last_beat,
         last_progress_at=last_beat,
+    )
+    checkpoints.append(
+        _PlannedCheckpoint(
+            "resumable_progress",
+            _PROGRESS_PORTAL,
+            done,
+            {"organisation": 1, "page": 2, "as_of": as_of.isoformat()},
+            last_beat,
+        )
     )
 
     # Resumable by checkpoint only: an old scraper that never updated its counters.
@@ -580,6 +724,15 @@ def _plan_fleet(
         tracked=False,
         extracted_total_tenders=None,
         skipped_existing_total=None,
+    )
+    checkpoints.append(
+        _PlannedCheckpoint(
+            "resumable_checkpoint",
+            _CHECKPOINT_ONLY_PORTAL,
+            saved,
+            {"organisation": 1, "page": 1, "as_of": as_of.isoformat()},
+            now - 1 * hours,
+        )
     )
 
     # Dead: crashed before scraping anything, long ago, no checkpoint.
@@ -602,4 +755,4 @@ def _plan_fleet(
         started_at=now - threshold - 3 * hours,
         tracked=False,
     )
-    return planned, saved
+    return planned, checkpoints

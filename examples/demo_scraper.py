@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cleanup_core import CleanupError, CleanupService, Settings
 from cleanup_core.db import Database
-from cleanup_core.demo import scrape_synthetic_portal
-from cleanup_core.tracker import PortalBusyError, RunFencedError, track_run
+from cleanup_core.demo import DEMO_PREFIX, scrape_synthetic_portal
+from cleanup_core.tracker import PortalBusyError, RunFencedError, default_worker_id, track_run
 
 log = logging.getLogger("demo_scraper")
 
@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--delay", type=seconds, default=0.5, help="seconds per result page")
     parser.add_argument(
+        "--demo-fleet",
+        action="store_true",
+        help="mark the run as the demo fleet's (worker id demo:host:pid), so loading the demo "
+        "again replaces it; the demo's own resume and start commands pass it",
+    )
+    parser.add_argument(
         "--as-of",
         type=date.fromisoformat,
         help="the portal's date, YYYY-MM-DD (default: today; a resumed run keeps its own)",
@@ -74,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(database_url=args.db, checkpoint_dir=args.checkpoint_dir)
         # A scraper creates its database if needed (the tools that only read it do not).
         service = CleanupService(settings, database=Database(settings, create_missing=True))
-        with track_run(args.portal, service=service, resume_run_id=args.resume) as run:
+        worker_id = f"{DEMO_PREFIX}{default_worker_id()}" if args.demo_fleet else None
+        with track_run(
+            args.portal, service=service, resume_run_id=args.resume, worker_id=worker_id
+        ) as run:
             log.info(
                 "%s run %d (attempt %d); %d tenders seen already",
                 "resuming" if run.resumed else "starting",

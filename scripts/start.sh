@@ -2,7 +2,7 @@
 # Install everything, set the database up (`python -m cleanup_core init`) and start the dashboard
 # on the embedded SQLite database (./data/tenders.db unless CLEANUP_DATABASE_URL says otherwise).
 #
-#   bash scripts/start.sh --demo          # first load a demo fleet (runs in every state)
+#   bash scripts/start.sh --demo          # first load a demo fleet and its scraper commands
 #   bash scripts/start.sh --port 8080     # serve on another port (default 3000)
 #
 # With no dashboard account yet, it creates "admin": with --demo (or without a terminal) it

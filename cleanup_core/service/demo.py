@@ -52,14 +52,15 @@ class DemoPlan(Protocol):
 
 @dataclass(frozen=True)
 class DemoLoad:
-    """What was written: run ids by label, tenders, files, and how many earlier demo runs
-    were replaced."""
+    """What was written: run ids by label, tenders, files, how many earlier demo runs were
+    replaced, and how many runs that are not the demo's the database holds (kept)."""
 
     runs: dict[str, tuple[int, ...]]
     tenders: int
     files: tuple[Path, ...]
     replaced_runs: int
     loaded_at: datetime
+    other_runs: int = 0
 
 
 @dataclass
@@ -108,6 +109,7 @@ class DemoLoading(Cleaning):
             files=files,
             replaced_runs=len(previous),
             loaded_at=now,
+            other_runs=foreign,
         )
 
     def _write_run(self, conn: Connection, planned: PlannedRun) -> int:

@@ -241,6 +241,11 @@ def run_detail_page() -> rx.Component:
                     ),
                     width="100%",
                 ),
+                # A running run's page follows it: heartbeat, counters, state, every 3 s.
+                rx.cond(
+                    run.status == "running",
+                    rx.moment(interval=3000, on_change=RunDetailState.follow, display="none"),
+                ),
                 rx.cond(
                     RunDetailState.reasons.length() > 0,
                     rx.card(

@@ -11,6 +11,7 @@ from cleanup_core.reports import (
     PAGE_SIZES,
     EventRow,
     LaunchRow,
+    RunDetail,
     RunRow,
     RunsPage,
     portal_names,
@@ -160,8 +161,23 @@ class RunDetailState(AuthState):
         if detail is None:
             self.events, self.reasons, self.launch = [], [], LaunchRow()
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
+        self._show(detail)
+        return None
+
+    @event
+    @guarded("open a run", admin=False)
+    def follow(self) -> None:
+        """Every few seconds while the page shows a running run: read it again, quietly.
+        Nothing when the page has moved on to another run (its ``load`` reads that one)."""
+        run_id = whole_number(self.router.url.query_parameters.get("id", ""))
+        if not self.found or run_id is None or run_id != self.run.id:
+            return
+        detail = run_detail(service(), run_id)
+        if detail is not None:
+            self._show(detail)
+
+    def _show(self, detail: RunDetail) -> None:
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
         self.reasons, self.events = detail.reasons, detail.events
         self.launch = detail.launch
-        return None

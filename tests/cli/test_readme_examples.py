@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,3 +196,56 @@ def test_the_scrapy_story_runs_as_written(tmp_path):
     assert tuple(tenders) == (120, 120), "every tender once"
     assert history == ["start", "resume", "complete"]
     assert re.findall(r"│ (start|resume|complete) +│", text_out) == ["complete", "resume", "start"]
+
+
+def test_the_demo_crash_loop_runs_as_written(tmp_path):
+    """The tour's loop: the demo loaded (as start.sh --demo loads it), the README's block run
+    from the checkout (a demo scraper of Goa eProcurement killed with kill -9, then the check),
+    then the resume it names, which finishes the run with the portal's 120 tenders; loading the
+    demo again replaces that run too."""
+    block = next(b for b in code_blocks("bash") if "kill -9 $!" in b)
+    script = block.replace(".venv/bin/python", shlex.quote(sys.executable))
+    database = tmp_path / "data" / "tenders.db"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CLEANUP_")}
+    env |= {"PYTHONPATH": str(ROOT), "CLEANUP_DATABASE_URL": f"sqlite:///{database}"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cleanup_core", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    loaded = cli("demo", "--checkpoint-dir", str(tmp_path / "checkpoints"))
+    assert loaded.returncode == 0, loaded.stderr
+    story = subprocess.run(
+        ["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert story.returncode == 0, story.stdout + story.stderr
+    found = re.search(r"^resume: run (\d+) can be resumed: no heartbeat for", story.stdout, re.M)
+    assert found, story.stdout + story.stderr
+    run_id = int(found.group(1))
+    assert cli("resume", str(run_id)).returncode == 0
+
+    settings = Settings.load({}, database_url=f"sqlite:///{database}")
+    service = CleanupService(settings, database=Database(settings))
+    try:
+        deadline = time.monotonic() + 120
+        while service.run_status(run_id) == "running":
+            assert time.monotonic() < deadline, "the resumed run never finished"
+            time.sleep(0.5)
+        assert service.run_status(run_id) == "completed"
+        with service.db.read() as conn:
+            stored = conn.execute(
+                text("SELECT count(*), count(DISTINCT tender_id) FROM tenders WHERE run_id = :r"),
+                {"r": run_id},
+            ).one()
+        assert tuple(stored) == (120, 120)
+    finally:
+        service.db.dispose()
+    again = cli("demo")
+    assert again.returncode == 0, again.stderr
+    assert "replacing 17 earlier demo runs" in again.stdout

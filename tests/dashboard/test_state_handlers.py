@@ -235,6 +235,7 @@ READS = {
     ),
     "runs.go_to_page": (RunsState, "/runs", lambda s: s.go_to_page(1), lambda s: s.rows == []),
     "run.load": (RunDetailState, "/run", lambda s: s.load(), lambda s: not s.found),
+    "run.follow": (RunDetailState, "/run", lambda s: s.follow(), lambda s: not s.found),
     "stuck.load": (StuckState, "/stuck", lambda s: s.load(), lambda s: not s.loaded),
     "stuck.refresh": (StuckState, "/stuck", lambda s: s.refresh(), lambda s: s.dead == []),
     "stuck.set_threshold": (
@@ -1144,6 +1145,24 @@ def test_run_detail_of_a_run_with_a_corrupt_checkpoint(dash: Dash, fleet: dict[s
     state.load()
     assert state.run.state == "attention"
     assert state.checkpoint.startswith("corrupt")
+
+
+def test_run_detail_follows_its_run_quietly_and_only_its_own(
+    dash: Dash, fleet: dict[str, int]
+) -> None:
+    run_id = fleet["dead"]
+    state = make_state(RunDetailState, dash.token(), f"/run?id={run_id}")
+    state.load()
+    assert state.events == []
+    dash.service.cleanup_runs([run_id], actor="ops:cron")
+    assert state.follow() is None, "no toast"
+    assert (state.run.status, [e.action for e in state.events]) == (CLEANED, ["cleanup"])
+    moved_on = make_state(RunDetailState, dash.token(), f"/run?id={fleet['attention']}")
+    moved_on.found, moved_on.run = True, state.run  # what the tab still shows: the dead run
+    moved_on.follow()
+    assert moved_on.run.id == run_id, "another run's page leaves loading to its own load"
+    missing = make_state(RunDetailState, dash.token(), "/run?id=987654")
+    assert missing.follow() is None and not missing.found
 
 
 @pytest.mark.parametrize("raw", ["987654", "abc", "", "1 OR 1=1", "9" * 40])

@@ -270,7 +270,9 @@ def test_a_missing_or_failing_command_is_recorded_failed_and_the_cycle_goes_on(
 
 def test_auto_resume_without_a_resume_command_is_a_settings_error(tmp_path, service, runs):
     with pytest.raises(ConfigError, match="auto_resume is on but no resume_command is set"):
-        Settings.load({"CLEANUP_AUTO_RESUME": "true"})
+        # (The test's own database: a demo loaded into the checkout's ./data/tenders.db
+        # leaves a cleanup.toml with a resume_command beside it.)
+        Settings.load({"CLEANUP_AUTO_RESUME": "true"}, database_url=service.settings.database_url)
     config = tmp_path / "cleanup.toml"
     config.write_text('[portals."Assam Tenders"]\nauto_resume = true\n')
     with pytest.raises(ConfigError, match="auto_resume is on for portal 'Assam Tenders'"):

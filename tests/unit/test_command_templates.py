@@ -46,7 +46,11 @@ def test_heartbeat_interval_and_log_dir(tmp_path):
     assert settings.launch_log_dir == tmp_path / "state" / "logs"
     moved = settings.with_overrides(log_dir=str(tmp_path / "elsewhere"))
     assert moved.launch_log_dir == tmp_path / "elsewhere"
-    assert Settings.load({}).heartbeat_interval_seconds == 60
+    # (A database of its own: the checkout's ./data may hold the demo's cleanup.toml.)
+    assert (
+        Settings.load({}, database_url=f"sqlite:///{tmp_path}/x.db").heartbeat_interval_seconds
+        == 60
+    )
 
 
 @pytest.mark.parametrize(

@@ -321,3 +321,68 @@ def test_a_pool_size_of_true_in_the_file_is_refused(tmp_path):
     path = write_toml(tmp_path, "db_pool_size = true\n")
     with pytest.raises(ConfigError, match="db_pool_size: must be a whole number"):
         Settings.load({"CLEANUP_CONFIG": str(path)})
+
+
+# -- the settings file beside an SQLite database ------------------------------------------
+
+
+def _beside(tmp_path: Path, text: str) -> tuple[str, Path]:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "cleanup.toml").write_text(text)
+    return f"sqlite:///{data / 'tenders.db'}", data / "cleanup.toml"
+
+
+def test_cleanup_toml_beside_the_database_is_read_when_no_file_is_named(tmp_path, monkeypatch):
+    url, path = _beside(
+        tmp_path,
+        'resume_command = "{python} scraper.py --resume {run_id}"\n'
+        'checkpoint_dir = "/srv/checkpoints"\n'
+        '[portals."MP Tenders"]\nage_threshold_hours = 48\n',
+    )
+    from_env = Settings.load({"CLEANUP_DATABASE_URL": url})
+    assert from_env.config_file == path
+    assert from_env.resume_command_for("Assam Tenders") == "{python} scraper.py --resume {run_id}"
+    assert from_env.checkpoint_dir == Path("/srv/checkpoints")
+    assert from_env.policy_for("MP Tenders").age_threshold == timedelta(hours=48)
+    assert Settings.load({}, database_url=url).config_file == path, "a --db flag finds it too"
+    monkeypatch.chdir(tmp_path)  # the default database is ./data/tenders.db
+    assert Settings.load({}).config_file == path
+
+
+def test_the_environment_and_a_named_file_win_over_the_file_beside_the_database(tmp_path):
+    url, _ = _beside(tmp_path, 'resume_command = "beside {run_id}"\nage_threshold_hours = 30\n')
+    env = {"CLEANUP_DATABASE_URL": url, "CLEANUP_RESUME_COMMAND": "from-env {run_id}"}
+    settings = Settings.load(env)
+    assert settings.resume_command == "from-env {run_id}"
+    assert settings.age_threshold_hours == 30
+    named = tmp_path / "named.toml"
+    named.write_text("age_threshold_hours = 40\n")
+    for chosen in (
+        Settings.load({**env, "CLEANUP_CONFIG": str(named)}),
+        Settings.load(env, config_file=named),
+    ):
+        assert chosen.config_file == named
+        assert chosen.age_threshold_hours == 40
+    nothing = Settings.load({**env, "CLEANUP_CONFIG": ""})
+    assert nothing.config_file is None, "an empty CLEANUP_CONFIG turns the lookup off"
+    assert nothing.age_threshold_hours == 24
+
+
+def test_the_file_beside_the_database_cannot_move_the_database(tmp_path):
+    url, _ = _beside(tmp_path, 'database_url = "sqlite:////elsewhere.db"\n')
+    with pytest.raises(ConfigError, match="database_url cannot be set in the file beside"):
+        Settings.load({"CLEANUP_DATABASE_URL": url})
+
+
+def test_a_broken_file_beside_the_database_is_named(tmp_path):
+    url, path = _beside(tmp_path, "age_threshold_hours = \n")
+    with pytest.raises(ConfigError, match=f"settings file {path} \\(beside the database\\)"):
+        Settings.load({"CLEANUP_DATABASE_URL": url})
+
+
+def test_no_file_is_looked_for_beside_a_postgresql_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _beside(tmp_path, "age_threshold_hours = 30\n")
+    settings = Settings.load({"CLEANUP_DATABASE_URL": "postgresql+psycopg://u@h/db"})
+    assert settings.config_file is None and settings.age_threshold_hours == 24

@@ -70,7 +70,8 @@ def test_too_little_history_learns_nothing():
 def settings(tmp_path, config: str = "", **overrides) -> Settings:
     path = tmp_path / "cleanup.toml"
     path.write_text(config)
-    return Settings.load({"CLEANUP_CONFIG": str(path)}, database_url="sqlite:///x.db", **overrides)
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    return Settings.load({"CLEANUP_CONFIG": str(path)}, database_url=url, **overrides)
 
 
 FORTY_MINUTES = PortalStats.of("Quick", [40 * MIN] * 41)
@@ -109,7 +110,8 @@ def test_adaptive_is_off_by_default_and_can_be_set_per_portal(tmp_path):
     assert but_not.policy_for("Quick", None, FORTY_MINUTES).threshold_source == "default"
 
 
-def test_the_settings_come_from_the_environment_and_are_checked():
+def test_the_settings_come_from_the_environment_and_are_checked(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"  # no settings file beside it
     env = {
         "CLEANUP_ADAPTIVE_THRESHOLDS": "yes",
         "CLEANUP_HISTORY_DAYS": "30",
@@ -117,7 +119,7 @@ def test_the_settings_come_from_the_environment_and_are_checked():
         "CLEANUP_LEARNED_THRESHOLD_FLOOR_HOURS": "1.5",
         "CLEANUP_OVERDUE_FACTOR": "4",
     }
-    s = Settings.load(env, database_url="sqlite:///x.db")
+    s = Settings.load(env, database_url=url)
     assert (s.adaptive_thresholds, s.history_days, s.min_history_runs) == (True, 30, 50)
     assert (s.learned_threshold_floor_hours, s.overdue_factor) == (1.5, 4.0)
     for name, bad in (
@@ -128,7 +130,7 @@ def test_the_settings_come_from_the_environment_and_are_checked():
         ("CLEANUP_ADAPTIVE_THRESHOLDS", "perhaps"),
     ):
         with pytest.raises(ConfigError, match=name):
-            Settings.load({name: bad}, database_url="sqlite:///x.db")
+            Settings.load({name: bad}, database_url=url)
 
 
 def test_overdue_after_is_the_p99_times_the_factor(tmp_path):
