@@ -460,7 +460,9 @@ class Launching(WorkerWrites):
                 error=problem,
             )
             events.insert_events(conn, [event])
-        log.error("launch %d of %r could not start: %s", launch_id, portal_name, problem)
+        # The caller reports the LaunchError raised next (the CLI's error line, the dashboard's
+        # toast, the monitor's log and notice); an error line here would say it twice.
+        log.info("launch %d of %r could not start: %s", launch_id, portal_name, problem)
 
     def _launch_refusal(
         self,
