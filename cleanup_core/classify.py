@@ -87,6 +87,15 @@ class Verdict:
         return self.facts.worker_id
 
     @property
+    def extracted_recorded(self) -> bool:
+        """Whether the extracted counter was ever stored (NULL counts as 0, but is unknown)."""
+        return recorded(self.facts.extracted_total_tenders)
+
+    @property
+    def skipped_recorded(self) -> bool:
+        return recorded(self.facts.skipped_existing_total)
+
+    @property
     def last_progress_at(self) -> datetime | None:
         """When the worker last reported progress (read on demand: only the monitor needs it)."""
         moment, _ = _read_time(self.facts.last_progress_at, self.tz)
@@ -139,8 +148,9 @@ class Verdict:
             "action": self.action.value,
             "started_at": _iso(self.started_at),
             "age_hours": None if self.age_hours is None else round(self.age_hours, 2),
-            "extracted_total_tenders": self.extracted,
-            "skipped_existing_total": self.skipped,
+            # NULL (never recorded) stays null; the rules count it as 0.
+            "extracted_total_tenders": self.extracted if self.extracted_recorded else None,
+            "skipped_existing_total": self.skipped if self.skipped_recorded else None,
             "last_heartbeat_at": _iso(self.last_heartbeat_at),
             "heartbeat_age_minutes": _round(self.heartbeat_age_minutes),
             "last_progress_at": _iso(self.last_progress_at),
@@ -188,6 +198,16 @@ def _counter(value: object) -> int | None:
             return 0
         return whole_number(text)
     return None
+
+
+def recorded(value: object) -> bool:
+    """Whether a stored counter holds a value (NULL or blank text: never recorded)."""
+    return not (value is None or (isinstance(value, str) and value.strip() == ""))
+
+
+def counter_value(value: object) -> int | None:
+    """A stored counter as the rules read it (NULL -> 0; unreadable -> ``None``)."""
+    return _counter(value)
 
 
 def _attempt(value: object) -> int | None:
@@ -299,6 +319,26 @@ def classify(
     )
 
 
+def _progress_message(v: Verdict, rule: Rule) -> str:
+    """Progress as stored: a counter never recorded (NULL) is said to be unknown, not 0."""
+    extracted, skipped = v.extracted_recorded, v.skipped_recorded
+    if rule == Rule.NO_PROGRESS and not extracted and not skipped:
+        return "no progress recorded"
+    counted = [
+        f"{v.extracted or 0} extracted" if extracted else "extracted never recorded",
+        f"{v.skipped or 0} skipped" if skipped else "skipped never recorded",
+    ]
+    lead = "made progress" if rule == Rule.PROGRESS else "no progress"
+    return f"{lead}: {', '.join(counted)}"
+
+
+def _progress_evidence(v: Verdict) -> dict[str, Any]:
+    return {
+        "extracted": v.extracted if v.extracted_recorded else None,
+        "skipped": v.skipped if v.skipped_recorded else None,
+    }
+
+
 def _checkpoint_rule(checkpoint: CheckpointInfo, run_id: int) -> Rule:
     if checkpoint.status.is_problem:
         return Rule.CHECKPOINT_UNREADABLE
@@ -317,12 +357,7 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
         case Rule.HEARTBEAT_FRESH | Rule.HEARTBEAT_LOST:
             return _heartbeat_reason(v, rule)
         case Rule.PROGRESS | Rule.NO_PROGRESS:
-            message = (
-                f"made progress: {v.extracted or 0} extracted, {v.skipped or 0} skipped"
-                if rule == Rule.PROGRESS
-                else "no progress: 0 extracted, 0 skipped"
-            )
-            return Reason(rule, message, {"extracted": v.extracted, "skipped": v.skipped})
+            return Reason(rule, _progress_message(v, rule), _progress_evidence(v))
         case Rule.TENDERS_STORED | Rule.NO_TENDERS_STORED:
             count = v.stored_tenders or 0
             message = (

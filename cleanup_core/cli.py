@@ -36,7 +36,7 @@ from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, Settings, validate_threshold_hours
 from cleanup_core.db import SCHEMA_VERSION
 from cleanup_core.demo import load_demo
-from cleanup_core.display import SafeLogFormatter, safe_lines, safe_text
+from cleanup_core.display import SafeLogFormatter, counter_text, safe_lines, safe_text
 from cleanup_core.errors import CleanupError, ConfigError
 from cleanup_core.metrics import render, serve
 from cleanup_core.numbers import run_id_from_text
@@ -278,8 +278,8 @@ def _age_cell(verdict: Verdict) -> str:
     return "?" if verdict.age_hours is None else f"{verdict.age_hours:.1f} h"
 
 
-def _counter_cell(value: int | None) -> str:
-    return "?" if value is None else str(value)
+def _counter_cell(recorded: bool, value: int | None) -> str:
+    return counter_text(recorded, value)  # the dashboard shows counters the same way
 
 
 def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
@@ -300,8 +300,8 @@ def _runs_table(title: str, verdicts: Sequence[Verdict], style: str) -> Table:
             str(v.run_id),
             _shown(v.portal_name or ""),
             _age_cell(v),
-            _counter_cell(v.extracted),
-            _counter_cell(v.skipped),
+            _counter_cell(v.extracted_recorded, v.extracted),
+            _counter_cell(v.skipped_recorded, v.skipped),
             _checkpoint_cell(v),
             _shown(v.summary),
         )

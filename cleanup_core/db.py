@@ -102,9 +102,10 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # 1: run-tracking columns, run_events, indexes; 2: dashboard accounts and sessions;
 # 3: the monitor's cycles, problems, outbox, channels and lease; 4: login_failures (the
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
-# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started)
-# and the indexes on completed runs that the statistics of run durations read
-# (ix_runs_status_completed, ix_runs_portal_completed; issue 15).
+# never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
+# ix_run_events_created and ix_run_events_portal_created (History ordered by time), and
+# ix_runs_status_completed and ix_runs_portal_completed (the completed runs that learned
+# thresholds read; issue 15).
 SCHEMA_VERSION = 5
 
 

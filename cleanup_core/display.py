@@ -55,6 +55,24 @@ def short_text(text: str, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
+# A value that was never recorded (a NULL counter), shown the same on every page and in the CLI;
+# the dashboard gives it the accessible name "unknown". JSON keeps null.
+UNKNOWN = "–"
+# A counter that holds something other than a whole number: the rules treat it as unknown too,
+# but it is not NULL (the run's reasons quote it).
+UNREADABLE = "?"
+# A time that never happened (no heartbeat yet), the same on every page.
+NEVER = "never"
+
+
+def counter_text(recorded: bool, value: int | None) -> str:
+    """A stored counter as shown: its number, ``UNKNOWN`` when never recorded (NULL),
+    ``UNREADABLE`` when it is not a whole number."""
+    if not recorded:
+        return UNKNOWN
+    return UNREADABLE if value is None else str(value)
+
+
 class SafeLogFormatter(logging.Formatter):
     """A formatter whose every record is one line: the message (which may quote a portal name)
     goes through ``safe_text``, so it can neither forge a log line nor reach a terminal raw.

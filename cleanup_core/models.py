@@ -156,6 +156,10 @@ class RunEvent(SQLModel, table=True):
         Index("ix_run_events_run_id", "run_id", "id"),
         Index("ix_run_events_portal", "portal_name", "id"),
         Index("ix_run_events_action", "action", "id"),
+        # History is ordered by time, newest first (id breaks ties): one index for the whole
+        # trail, one for a portal's (schema version 5).
+        Index("ix_run_events_created", "created_at", "id"),
+        Index("ix_run_events_portal_created", "portal_name", "created_at", "id"),
         {"extend_existing": True},
     )
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus, portal_slug
-from cleanup_core.classify import Verdict
-from cleanup_core.display import safe_text, short_text
+from cleanup_core.classify import Verdict, counter_value, recorded
+from cleanup_core.display import NEVER, counter_text, safe_text, short_text
 from cleanup_core.numbers import LARGEST_ID
 from cleanup_core.records import RunFacts
 from cleanup_core.service import (
@@ -28,7 +28,13 @@ from cleanup_core.service import (
     shared_checkpoints,
 )
 from cleanup_core.timestamps import duration, parse_timestamp
-from cleanup_core.vocabulary import AuditAction, RunState, RunStatus
+from cleanup_core.vocabulary import (
+    AUDIT_ACTION_LABELS,
+    Action,
+    AuditAction,
+    RunState,
+    RunStatus,
+)
 
 PAGE_SIZES = (10, 25, 50, 100)
 # The overview's chart groups run statuses: the known ones, and everything else.
@@ -192,8 +198,9 @@ class RunsPage:
 
 
 def _counter_text(value: object) -> str:
-    """A stored number as shown; NULL (never recorded) as a dash, not as an empty cell."""
-    return "–" if value is None else str(value)
+    """A stored counter as shown everywhere (``display.counter_text``): its number, a dash when
+    never recorded (NULL), "?" when it is not a whole number."""
+    return counter_text(recorded(value), counter_value(value))
 
 
 def _run_row(run: RunFacts, state: str, fmt: Formatter, overdue: bool = False) -> RunRow:
@@ -206,7 +213,7 @@ def _run_row(run: RunFacts, state: str, fmt: Formatter, overdue: bool = False) -
         completed_at=fmt.moment(run.completed_at),
         extracted=_counter_text(run.extracted_total_tenders),
         skipped=_counter_text(run.skipped_existing_total),
-        heartbeat=fmt.ago(run.last_heartbeat_at),
+        heartbeat=fmt.ago(run.last_heartbeat_at) or NEVER,
         worker_id=safe_text(_text(run.worker_id)),
         overdue=overdue,
     )
@@ -231,6 +238,7 @@ def runs_page(
     status: str | None = None,
     portal: str | None = None,
     search: str | None = None,
+    state: str | None = None,
     now: datetime | None = None,
 ) -> RunsPage:
     """One page of runs; running ones carry their live state. Unknown sort columns and page
@@ -249,6 +257,7 @@ def runs_page(
         descending=descending,
         limit=page_size,
         offset=(page - 1) * page_size,
+        state=state or None,
         now=now,
     )
     fmt = Formatter(service, found.checked_at)
@@ -267,12 +276,65 @@ def _state(state: RunState | None) -> str:
     return "" if state is None else state.value
 
 
+# Stored field names in an event's details as a person reads them; any other name is shown
+# with its underscores as spaces.
+FIELD_LABELS = {
+    "extracted_total_tenders": "extracted",
+    "skipped_existing_total": "skipped",
+    "last_heartbeat_at": "last heartbeat",
+    "last_progress_at": "last progress",
+    "started_at": "started",
+    "completed_at": "completed",
+    "released_at": "released",
+    "worker_id": "worker",
+    "previous_worker_id": "previous worker",
+    "portal_name": "portal",
+    "run_id": "run",
+    "cleaned_run_ids": "cleaned runs",
+    "seen_tenders": "tenders seen",
+    "pid": "process id",
+    "log_path": "log file",
+    "argv": "command",
+}
+
+
+def field_label(name: str) -> str:
+    """A stored field name as a person reads it (``extracted_total_tenders`` -> ``extracted``)."""
+    return FIELD_LABELS.get(name, name.replace("_", " "))
+
+
+def action_label(action: str) -> str:
+    """An audit action as a person reads it (``resume_launched`` -> ``Resume launched``); an
+    action this version does not know is shown as stored."""
+    try:
+        return AUDIT_ACTION_LABELS[AuditAction(action)]
+    except ValueError:
+        return action
+
+
+def _detail_value(value: object) -> str:
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def _details_text(details: dict[str, object]) -> str:
+    return ", ".join(
+        f"{field_label(k)}: {_detail_value(v)}"
+        for k, v in details.items()
+        if v is not None
+        and v != ""
+        and not isinstance(v, dict)
+        and not (isinstance(v, list) and any(isinstance(i, dict | list) for i in v))
+    )
+
+
 @dataclass
 class EventRow:
     id: int
     run_id: int
     portal_name: str
-    action: str
+    action: str  # as stored (a vocabulary.AuditAction value)
     actor: str
     from_status: str
     to_status: str
@@ -280,6 +342,7 @@ class EventRow:
     summary: str
     revertible: bool = False
     run_deleted: bool = False  # shown as "run N (deleted)": a later run may have the id
+    action_label: str = ""  # what a person reads: "Clean-up", "Resume launched"
 
 
 @dataclass
@@ -335,6 +398,11 @@ class RunDetail:
     checkpoint: str
     reasons: list[str] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
+    resume_command_set: bool = False  # its portal has a resume_command (Resume can work)
+    revertible: bool = False  # its latest clean-up can be reverted now
+    # A person may resume it: resumable, or needing attention only because the monitor's
+    # automatic resumes ran out (``Verdict.resumable_by_hand``).
+    resumable_by_hand: bool = False
     launch: LaunchRow = field(default_factory=LaunchRow)  # its latest launch
 
 
@@ -350,13 +418,11 @@ def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[Ev
             if details.get("forced"):
                 summary = f"forced ({details.get('state')}): {summary}"
         elif event.action == AuditAction.REVERT:
-            summary = f"undid event {details.get('reverted_event_id')}"
+            summary = f"undid the clean-up of event {details.get('reverted_event_id')}"
         elif event.action == AuditAction.DELETE:
             summary = "run record deleted (tenders kept)"
         elif details:
-            summary = ", ".join(
-                f"{k}: {v}" for k, v in details.items() if not isinstance(v, dict | list)
-            )
+            summary = _details_text(details)
         rows.append(
             EventRow(
                 id=event.id,
@@ -372,6 +438,7 @@ def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[Ev
                 summary=safe_text(summary[:500]),
                 revertible=event.revertible,
                 run_deleted=event.run_deleted,
+                action_label=safe_text(action_label(str(event.action))),
             )
         )
     return rows
@@ -396,6 +463,7 @@ def run_detail(
         return None
     run, verdict = found.run, found.verdict
     fmt = Formatter(service, found.checked_at)
+    rows = event_rows(service, found.events)
     launch = service.latest_launch(run_id=run_id, now=found.checked_at)
     return RunDetail(
         launch=launch_row(launch, fmt),
@@ -406,10 +474,13 @@ def run_detail(
             overdue=verdict is not None and verdict.overdue,
         ),
         attempt=_counter_text(run.attempt),
-        last_progress=fmt.ago(run.last_progress_at),
+        last_progress=fmt.ago(run.last_progress_at) or NEVER,
         checkpoint=safe_text(checkpoint_text(found.checkpoint)),
         reasons=[safe_text(r.message) for r in verdict.reasons] if verdict else [],
-        events=event_rows(service, found.events),
+        events=rows,
+        resume_command_set=service.launch_commands(run.portal_name).resume,
+        revertible=any(row.revertible for row in rows),
+        resumable_by_hand=bool(verdict and verdict.resumable_by_hand),
     )
 
 
@@ -429,6 +500,10 @@ class PortalRow:
     run_id: int  # the run the action is about (0: none)
     run_ids: list[int] = field(default_factory=list)
     shared_checkpoint: str = ""  # why this portal needs attention: it shares its checkpoint
+    # The check says wait because a run needs attention (not because one is alive or young).
+    attention: bool = False
+    resume_command_set: bool = False  # Resume / Start / Clean up & start can launch a scraper
+    start_command_set: bool = False
     # Its latest launch (of a run of it or of a start): state, one line, the log's last lines.
     launch_state: str = ""
     launch_text: str = ""
@@ -465,6 +540,7 @@ def portal_rows(
     for last in latest:
         name = _text(last.portal_name)
         check = decide_portal(name, running.get(name, []), summary.checked_at)
+        commands = service.launch_commands(name)
         launch = launch_row(launches.get(name), fmt)
         threshold = thresholds.get(name)
         rows.append(
@@ -480,6 +556,9 @@ def portal_rows(
                 run_id=check.run_id or 0,
                 run_ids=list(check.run_ids),
                 shared_checkpoint=_shared_text(name, sharing.get(name, ())),
+                attention=_waits_for_attention(check.action, running.get(name, [])),
+                resume_command_set=commands.resume,
+                start_command_set=commands.start,
                 launch_state=launch.state,
                 launch_text=launch.summary,
                 launch_note=launch.note,
@@ -490,6 +569,17 @@ def portal_rows(
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())
+
+
+def _waits_for_attention(action: Action, verdicts: list[Verdict]) -> bool:
+    """The portal waits for a person: none of its runs is alive or young (which the wait would
+    be about), but one needs attention (an unreadable checkpoint, an unknown start ...)."""
+    states = {v.state for v in verdicts}
+    return (
+        action is Action.WAIT
+        and RunState.ATTENTION in states
+        and not states & {RunState.ALIVE, RunState.YOUNG}
+    )
 
 
 def _typical_text(threshold: PortalThreshold | None) -> str:

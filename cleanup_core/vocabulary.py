@@ -29,6 +29,10 @@ class RunState(StrEnum):
     ATTENTION = "attention"
 
 
+# How the Runs page calls runs that are not running, next to the states of running ones.
+FINISHED = "finished"
+
+
 class ThresholdSource(StrEnum):
     """Where a run's age threshold came from, strongest first (``Settings.policy_for``)."""
 
@@ -79,6 +83,21 @@ class LaunchState(StrEnum):
     SUCCEEDED = "succeeded"  # the process exited with code 0
     FAILED = "failed"  # it could not start, or exited with another code
     EXPIRED = "expired"  # resume_backoff_minutes passed with no sign of it, and no exit seen
+
+
+# What a person reads for each audit action (History, a run's events, the action filter).
+AUDIT_ACTION_LABELS: dict[AuditAction, str] = {
+    AuditAction.CLEANUP: "Clean-up",
+    AuditAction.REVERT: "Revert",
+    AuditAction.DELETE: "Delete",
+    AuditAction.START: "Start",
+    AuditAction.RESUME: "Resume",
+    AuditAction.COMPLETE: "Complete",
+    AuditAction.FAIL: "Fail",
+    AuditAction.RELEASE: "Release",
+    AuditAction.RESUME_LAUNCHED: "Resume launched",
+    AuditAction.START_LAUNCHED: "Start launched",
+}
 
 
 class NotReverted(StrEnum):

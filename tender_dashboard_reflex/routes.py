@@ -7,3 +7,4 @@ RUN = "/run"  # ?id=N
 STUCK = "/stuck"
 PORTALS = "/portals"
 HISTORY = "/history"
+SETTINGS_HELP = "/help/settings"  # the README's Settings section, served by the dashboard

@@ -18,6 +18,7 @@ from cleanup_core.alerts import Monitor, run_forever
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.api import api
 from tender_dashboard_reflex.backend import service
+from tender_dashboard_reflex.pages.help import settings_help_page
 from tender_dashboard_reflex.pages.history import history_page
 from tender_dashboard_reflex.pages.login import login_page
 from tender_dashboard_reflex.pages.overview import overview_page
@@ -94,3 +95,4 @@ app.add_page(run_detail_page, route=routes.RUN, title="Run", on_load=RunDetailSt
 app.add_page(stuck_page, route=routes.STUCK, title="Stuck runs", on_load=StuckState.load)
 app.add_page(portals_page, route=routes.PORTALS, title="Portals", on_load=PortalsState.load)
 app.add_page(history_page, route=routes.HISTORY, title="History", on_load=HistoryState.load)
+app.add_page(settings_help_page, route=routes.SETTINGS_HELP, title="Settings help")

@@ -216,8 +216,26 @@ class CleanUpAndStart:
         return f"{self.cleanup.message}. {self.launched.message}"
 
 
+@dataclass(frozen=True)
+class LaunchCommands:
+    """Which launches are configured for a portal: the dashboard disables the others and says
+    which setting is missing."""
+
+    resume: bool
+    start: bool
+
+
 class Launching(WorkerWrites):
     """Resume, start, and clean up & start."""
+
+    def launch_commands(self, portal_name: object) -> LaunchCommands:
+        """Whether a ``resume_command`` and a ``start_command`` are set for ``portal_name``
+        (its own ``[portals."..."]`` ones, else the global ones). Reads settings only."""
+        name = portal_name if isinstance(portal_name, str) else ""
+        return LaunchCommands(
+            resume=self.settings.resume_command_for(name) is not None,
+            start=self.settings.start_command_for(name) is not None,
+        )
 
     def launch_resume(
         self,

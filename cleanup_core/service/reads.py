@@ -15,7 +15,7 @@ from cleanup_core.service.audit import AuditEvent
 from cleanup_core.service.history import Auditing
 from cleanup_core.service.judging import Judging
 from cleanup_core.storage import events, runs
-from cleanup_core.vocabulary import AuditAction, RunState
+from cleanup_core.vocabulary import FINISHED, AuditAction, RunState
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,26 @@ class Reads(Judging, Auditing):
         descending: bool = True,
         limit: int,
         offset: int = 0,
+        state: str | None = None,
         now: datetime | None = None,
     ) -> RunsPageData:
         """A page of runs, filtered and sorted on the server. ``sort`` must be one of the
-        sortable columns (the browser can send anything)."""
+        sortable columns (the browser can send anything). ``state`` keeps the running runs
+        judged so now (``alive``, ``young``, ``resumable``, ``dead``, ``attention``: the same
+        judgement as ``scan``, with the default threshold), or ``finished``: runs not
+        running."""
         if sort not in runs.SORTABLE_RUN_COLUMNS:
             raise ValueError(f"cannot sort runs by {sort!r}")
+        if state is not None and state != FINISHED and state not in set(RunState):
+            raise ValueError(f"no run state {str(state)[:40]!r}")
         with self.db.read() as conn:
             now = self._now(conn, now)
+            run_ids: list[int] | None = None
+            if state is not None and state != FINISHED:
+                judged, _ = self._judge_with_tenders(
+                    conn, runs.running_facts(conn, portal_name=portal_name), now, None
+                )
+                run_ids = [v.run_id for v in judged if v.state == state]
             found, total = runs.runs_page(
                 conn,
                 statuses=statuses,
@@ -71,6 +83,8 @@ class Reads(Judging, Auditing):
                 descending=descending,
                 limit=limit,
                 offset=offset,
+                run_ids=run_ids,
+                finished=state == FINISHED,
             )
             running = [run for run in found if run.is_running]
             verdicts, _ = self._judge_with_tenders(conn, running, now, None)

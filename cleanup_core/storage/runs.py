@@ -191,11 +191,18 @@ def runs_page(
     descending: bool = True,
     limit: int,
     offset: int = 0,
+    run_ids: Sequence[int] | None = None,
+    finished: bool = False,
 ) -> tuple[list[RunFacts], int]:
-    """One page of runs (any status) with the total matching the filters."""
+    """One page of runs (any status) with the total matching the filters: ``run_ids`` keeps
+    only those runs (the ones judged in one state), ``finished`` only runs not running."""
     conditions: list[ColumnElement[bool]] = []
     if statuses:
         conditions.append(RUNS.c.status.in_(statuses))
+    if run_ids is not None:
+        conditions.append(RUNS.c.id.in_(list(run_ids)))
+    if finished:
+        conditions.append(RUNS.c.status.is_distinct_from(RunStatus.RUNNING))
     if portal_name is not None:
         conditions.append(RUNS.c.portal_name == portal_name)
     if search:

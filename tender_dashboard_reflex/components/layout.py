@@ -9,6 +9,7 @@ import reflex as rx
 from reflex.event import EventCallback
 from reflex.vars import ArrayVar, NumberVar
 
+from cleanup_core.display import NEVER, UNKNOWN
 from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.state.auth import AuthState
 
@@ -419,3 +420,60 @@ def clipped(text: rx.Var[str], max_width: str = "16em", **props: Any) -> rx.Comp
 
 # Free text (reasons, details) wraps anywhere, so one long word cannot widen its column.
 WRAP_ANYWHERE = {"overflow_wrap": "anywhere"}
+
+
+def counter(value: rx.Var[str], **props: Any) -> rx.Component:
+    """A stored counter (see ``display.counter_text``): a value never recorded is a dash for the
+    eye and "unknown" for a screen reader, with the meaning on hover; the same on every page."""
+    return rx.text.span(
+        rx.cond(
+            value == UNKNOWN,
+            rx.fragment(
+                rx.text.span(UNKNOWN, aria_hidden="true", title="unknown: never recorded"),
+                rx.text.span("unknown", class_name="sr-only"),
+            ),
+            value,
+        ),
+        **props,
+    )
+
+
+def heartbeat_text(value: rx.Var[str], **props: Any) -> rx.Component:
+    """A last heartbeat ("3 min ago", or "never"), grey when there never was one."""
+    return rx.text.span(
+        value, color=rx.cond(value == NEVER, rx.color("gray", 11), "inherit"), **props
+    )
+
+
+# Where an action that needs a command explains that none is set: the README's Settings section,
+# served by the dashboard itself (pages/help.py), so it works without internet access.
+SETTINGS_HELP = routes.SETTINGS_HELP
+
+
+def missing_command(setting: str, element_id: rx.Var[str] | str) -> rx.Component:
+    """Why a launch button is disabled: which setting is missing, with a link to its help."""
+    noun = setting.replace("_", " ")
+    return rx.text(
+        f"No {noun} is set for this portal. ",
+        rx.link(
+            "How to set " + setting,
+            href=f"{SETTINGS_HELP}#launching",
+            size="1",
+        ),
+        size="1",
+        color_scheme="gray",
+        id=element_id,
+        max_width="16em",
+    )
+
+
+def launch_button(
+    button: rx.Component, configured: rx.Var[bool], setting: str, element_id: rx.Var[str]
+) -> rx.Component:
+    """A launch button (Resume, Start, Clean up & start) when its command is set; otherwise the
+    same button disabled, with why underneath."""
+    return rx.cond(
+        configured,
+        button,
+        rx.vstack(button, missing_command(setting, element_id), spacing="1"),
+    )

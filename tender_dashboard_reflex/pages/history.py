@@ -20,7 +20,7 @@ from tender_dashboard_reflex.components.layout import (
     page_buttons,
 )
 from tender_dashboard_reflex.state.auth import AuthState
-from tender_dashboard_reflex.state.history import ACTIONS, HistoryState
+from tender_dashboard_reflex.state.history import ACTION_CHOICES, HistoryState
 
 COLUMNS = ("Event", "When", "Run", "Portal", "Action", "By", "Status change", "Details")
 
@@ -42,7 +42,7 @@ def history_row(event: ObjectVar[EventRow]) -> rx.Component:
             )
         ),
         rx.table.cell(clipped(event.portal_name)),
-        rx.table.cell(rx.badge(event.action, high_contrast=True)),
+        rx.table.cell(rx.badge(event.action_label, high_contrast=True, white_space="nowrap")),
         rx.table.cell(clipped(event.actor, "12em", size="1")),
         rx.table.cell(rx.text(event.from_status, " → ", event.to_status, size="1")),
         rx.table.cell(
@@ -97,11 +97,13 @@ def history_page() -> rx.Component:
             ),
             labelled(
                 "Action",
-                rx.select(
-                    ACTIONS,
+                rx.select.root(
+                    rx.select.trigger(id="history-action"),
+                    rx.select.content(
+                        *(rx.select.item(label, value=value) for value, label in ACTION_CHOICES)
+                    ),
                     value=HistoryState.action_filter,
                     on_change=HistoryState.set_action_filter,
-                    id="history-action",
                 ),
                 "history-action",
             ),

@@ -15,6 +15,7 @@ from tender_dashboard_reflex.components.layout import (
     clipped,
     data_table,
     headers,
+    launch_button,
     page,
     status_badge,
 )
@@ -36,41 +37,94 @@ COLUMNS = (
 
 
 def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
+    """The verdict's action for an admin; disabled, with why, when the command it needs is not
+    set for the portal."""
+    row_id = row.last_run_id.to_string()
     return rx.cond(
         AuthState.is_admin,
         rx.match(
             row.action,
             (
                 "resume",
-                rx.button(
-                    rx.icon("play", size=14),
-                    "Resume",
-                    size="1",
-                    on_click=PortalsState.resume(row.run_id),
-                    id="portal-resume-" + row.last_run_id.to_string(),
+                launch_button(
+                    rx.button(
+                        rx.icon("play", size=14),
+                        "Resume",
+                        size="1",
+                        on_click=PortalsState.resume(row.run_id),
+                        disabled=~row.resume_command_set,
+                        id="portal-resume-" + row_id,
+                    ),
+                    row.resume_command_set,
+                    "resume_command",
+                    "no-command-" + row_id,
                 ),
             ),
             (
                 "cleanup",
-                rx.button(
-                    "Clean up & start",
-                    size="1",
-                    color_scheme="red",
-                    on_click=PortalsState.clean_up_and_start(row.portal, row.run_ids),
-                    id="portal-cleanup-" + row.last_run_id.to_string(),
+                launch_button(
+                    rx.button(
+                        "Clean up & start",
+                        size="1",
+                        color_scheme="red",
+                        on_click=PortalsState.clean_up_and_start(row.portal, row.run_ids),
+                        disabled=~row.start_command_set,
+                        id="portal-cleanup-" + row_id,
+                    ),
+                    row.start_command_set,
+                    "start_command",
+                    "no-command-" + row_id,
                 ),
             ),
             (
                 "start",
-                rx.button(
-                    "Start",
-                    size="1",
-                    variant="soft",
-                    on_click=PortalsState.start(row.portal),
-                    id="portal-start-" + row.last_run_id.to_string(),
+                launch_button(
+                    rx.button(
+                        "Start",
+                        size="1",
+                        variant="soft",
+                        on_click=PortalsState.start(row.portal),
+                        disabled=~row.start_command_set,
+                        id="portal-start-" + row_id,
+                    ),
+                    row.start_command_set,
+                    "start_command",
+                    "no-command-" + row_id,
                 ),
             ),
             rx.fragment(),
+        ),
+    )
+
+
+def verdict_badge(row: ObjectVar[PortalRow]) -> rx.Component:
+    """The pre-scrape verdict; a wait for a run that needs a person (an unreadable checkpoint,
+    an unknown start ...) is its own purple "needs attention" badge with an icon, not the blue
+    "wait" of a healthy live portal. The words say it; the colour only repeats them."""
+    return rx.cond(
+        row.attention,
+        rx.badge(
+            rx.icon("triangle_alert", size=12, aria_hidden="true"),
+            "needs attention",
+            color_scheme="purple",
+            high_contrast=True,
+            id="portal-verdict-" + row.last_run_id.to_string(),
+        ),
+        rx.match(
+            row.action,
+            *(
+                (
+                    name,
+                    rx.badge(
+                        name,
+                        color_scheme=colour,
+                        high_contrast=True,
+                        id="portal-verdict-" + row.last_run_id.to_string(),
+                    ),
+                )
+                for name, colour in VERDICT_COLOURS.items()
+            ),
+            rx.badge(row.action, high_contrast=True),
         ),
     )
 
@@ -94,18 +148,15 @@ def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
             rx.text(row.threshold_source, size="1", color_scheme="gray"),
             id="portal-threshold-" + row.last_run_id.to_string(),
         ),
+        rx.table.cell(verdict_badge(row)),
         rx.table.cell(
-            rx.match(
-                row.action,
-                *(
-                    (name, rx.badge(name, color_scheme=colour, high_contrast=True))
-                    for name, colour in VERDICT_COLOURS.items()
-                ),
-                rx.badge(row.action, high_contrast=True),
-            )
-        ),
-        rx.table.cell(
-            rx.text(row.reason, size="1", **WRAP_ANYWHERE),
+            rx.text(
+                row.reason,
+                size="1",
+                weight=rx.cond(row.attention, "medium", "regular"),
+                id="portal-reason-" + row.last_run_id.to_string(),
+                **WRAP_ANYWHERE,
+            ),
             rx.cond(
                 row.shared_checkpoint != "",
                 rx.callout(
@@ -131,7 +182,8 @@ def portals_page() -> rx.Component:
         "Portals",
         rx.text(
             "The verdict is the pre-scrape check a scraper would get now: start, resume its "
-            "resumable run, clean up its dead runs first, or wait.",
+            "resumable run, clean up its dead runs first, or wait (a run is alive or may still "
+            "be starting); 'needs attention' waits for a person (see the reason).",
             size="2",
             color_scheme="gray",
         ),

@@ -12,10 +12,15 @@ from tender_dashboard_reflex import routes
 from tender_dashboard_reflex.components.launches import launch_card
 from tender_dashboard_reflex.components.layout import (
     WRAP_ANYWHERE,
+    action_buttons,
     auto_refresh,
     clipped,
+    counter,
     data_table,
+    dialog,
+    dialog_footer,
     headers,
+    heartbeat_text,
     labelled,
     overdue_badge,
     page,
@@ -23,7 +28,14 @@ from tender_dashboard_reflex.components.layout import (
     state_badge,
     status_badge,
 )
-from tender_dashboard_reflex.state.runs import STATUS_CHOICES, RunDetailState, RunsState
+from tender_dashboard_reflex.pages.stuck import force_dialog, resume_button
+from tender_dashboard_reflex.state.auth import AuthState
+from tender_dashboard_reflex.state.runs import (
+    STATE_CHOICES,
+    STATUS_CHOICES,
+    RunDetailState,
+    RunsState,
+)
 
 # (label, sort column or "" when the column is not sortable)
 COLUMNS = (
@@ -82,9 +94,9 @@ def run_row(row: ObjectVar[RunRow]) -> rx.Component:
         ),
         rx.table.cell(row.started_at, white_space="nowrap"),
         rx.table.cell(row.completed_at, white_space="nowrap"),
-        rx.table.cell(row.extracted),
-        rx.table.cell(row.skipped),
-        rx.table.cell(row.heartbeat),
+        rx.table.cell(counter(row.extracted)),
+        rx.table.cell(counter(row.skipped)),
+        rx.table.cell(heartbeat_text(row.heartbeat), white_space="nowrap"),
         rx.table.cell(clipped(row.worker_id, "12em", size="1")),
         id="run-row-" + row.id.to_string(),
     )
@@ -92,6 +104,16 @@ def run_row(row: ObjectVar[RunRow]) -> rx.Component:
 
 def filters() -> rx.Component:
     return rx.flex(
+        labelled(
+            "State",
+            rx.select(
+                STATE_CHOICES,
+                value=RunsState.state_filter,
+                on_change=RunsState.set_state_filter,
+                id="filter-state",
+            ),
+            "filter-state",
+        ),
         labelled(
             "Status",
             rx.select(
@@ -187,10 +209,90 @@ def field(label: str, value: rx.Var | str, element_id: str) -> rx.Component:
     )
 
 
+def counter_field(label: str, value: rx.Var[str], element_id: str) -> rx.Component:
+    return rx.data_list.item(
+        rx.data_list.label(label),
+        rx.data_list.value(counter(value, id=element_id)),
+    )
+
+
+def back_to_runs() -> rx.Var[str]:
+    """The list this tab came from, with its filters (state, status, portal, search)."""
+    query = RunsState.back_query
+    return rx.cond(query != "", routes.RUNS + "?" + query, routes.RUNS).to(str)
+
+
+def run_actions(run: ObjectVar[RunRow]) -> rx.Component:
+    """What an admin can do with this run now, by its judged state: resume (resumable, or
+    needing attention only because its automatic resumes ran out), clean up (dead), force
+    clean-up (resumable, young, attention; a live run never), revert (its last clean-up, while
+    the run is still as that left it). A viewer sees none."""
+    state = run.state
+    resume = resume_button(run.id, RunDetailState.resume_command_set, RunDetailState.resume)
+    clean = rx.button(
+        rx.icon("eraser", size=14),
+        "Clean up",
+        size="1",
+        color_scheme="red",
+        on_click=RunDetailState.cleanup,
+        id="detail-cleanup",
+    )
+    force = rx.button(
+        "Force clean-up",
+        size="1",
+        color_scheme="red",
+        variant="soft",
+        on_click=RunDetailState.open_force_dialog,
+        id="detail-force",
+    )
+    revert = rx.button(
+        rx.icon("undo_2", size=14),
+        "Revert the clean-up",
+        size="1",
+        variant="soft",
+        on_click=RunDetailState.ask_revert,
+        id="detail-revert",
+    )
+    buttons = action_buttons(
+        rx.cond(RunDetailState.resumable_by_hand, resume),
+        rx.cond(state == "dead", clean),
+        rx.cond((state == "resumable") | (state == "young") | (state == "attention"), force),
+        rx.cond(RunDetailState.revertible, revert),
+    )
+    offered = RunDetailState.resumable_by_hand | (state == "dead") | (state == "young")
+    offered = offered | (state == "attention") | RunDetailState.revertible
+    return rx.cond(
+        AuthState.is_admin & offered,
+        rx.card(
+            rx.heading("Actions", size="3", as_="h2"),
+            rx.box(buttons, margin_top="0.5em"),
+            width="100%",
+            id="detail-actions",
+        ),
+    )
+
+
+def revert_dialog() -> rx.Component:
+    run = cast("ObjectVar[RunRow]", RunDetailState.run)
+    return dialog(
+        rx.dialog.title("Revert the clean-up of run ", run.id.to_string(), "?"),
+        rx.dialog.description(
+            "The run gets back the status and completed time it had before the clean-up "
+            "(usually 'running'), and the revert is recorded in the history."
+        ),
+        dialog_footer(
+            "revert-cancel",
+            rx.button("Confirm", on_click=RunDetailState.confirm_revert, id="revert-confirm"),
+        ),
+        open=RunDetailState.revert_dialog_open,
+        on_close=RunDetailState.close_revert_dialog,
+    )
+
+
 def event_row(event: ObjectVar[EventRow]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(event.created_at, white_space="nowrap"),
-        rx.table.cell(rx.badge(event.action, high_contrast=True)),
+        rx.table.cell(rx.badge(event.action_label, high_contrast=True, white_space="nowrap")),
         rx.table.cell(clipped(event.actor)),
         rx.table.cell(event.from_status, " → ", event.to_status),
         rx.table.cell(rx.text(event.summary, size="1", **WRAP_ANYWHERE)),
@@ -210,10 +312,11 @@ def run_detail_page() -> rx.Component:
     )
     return page(
         title,
-        rx.link("← All runs", href=routes.RUNS, size="2", id="back-to-runs"),
+        rx.link("← Back to Runs", href=back_to_runs(), size="2", id="back-to-runs"),
         rx.cond(
             RunDetailState.found,
             rx.vstack(
+                run_actions(run),
                 rx.card(
                     rx.data_list.root(
                         field("Id", run.id.to_string(), "detail-id"),
@@ -231,9 +334,14 @@ def run_detail_page() -> rx.Component:
                         ),
                         field("Started", run.started_at, "detail-started"),
                         field("Completed", run.completed_at, "detail-completed"),
-                        field("Extracted", run.extracted, "detail-extracted"),
-                        field("Skipped", run.skipped, "detail-skipped"),
-                        field("Last heartbeat", run.heartbeat, "detail-heartbeat"),
+                        counter_field("Extracted", run.extracted, "detail-extracted"),
+                        counter_field("Skipped", run.skipped, "detail-skipped"),
+                        rx.data_list.item(
+                            rx.data_list.label("Last heartbeat"),
+                            rx.data_list.value(
+                                heartbeat_text(run.heartbeat, id="detail-heartbeat")
+                            ),
+                        ),
                         field("Last progress", RunDetailState.last_progress, "detail-progress"),
                         field("Worker", run.worker_id, "detail-worker"),
                         field("Attempt", RunDetailState.attempt, "detail-attempt"),
@@ -276,5 +384,7 @@ def run_detail_page() -> rx.Component:
             ),
             rx.text("No such run.", id="detail-missing"),
         ),
+        force_dialog(RunDetailState),
+        revert_dialog(),
         current=routes.RUNS,
     )

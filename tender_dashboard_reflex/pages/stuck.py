@@ -15,10 +15,13 @@ from tender_dashboard_reflex.components.layout import (
     actions_cell,
     auto_refresh,
     clipped,
+    counter,
     data_table,
     dialog,
     dialog_footer,
     headers,
+    heartbeat_text,
+    launch_button,
     page,
     state_badge,
 )
@@ -106,10 +109,10 @@ def run_cells(row: ObjectVar[StuckRow]) -> list[rx.Component]:
                 ),
             ),
         ),
-        rx.table.cell(row.extracted),
-        rx.table.cell(row.skipped),
+        rx.table.cell(counter(row.extracted)),
+        rx.table.cell(counter(row.skipped)),
         rx.table.cell(row.checkpoint),
-        rx.table.cell(row.heartbeat),
+        rx.table.cell(heartbeat_text(row.heartbeat), white_space="nowrap"),
         rx.table.cell(
             rx.text(row.reasons, size="1", **WRAP_ANYWHERE), min_width="18em", max_width="28em"
         ),
@@ -142,14 +145,25 @@ def force_button(row: ObjectVar[StuckRow]) -> rx.Component:
     )
 
 
-def resumable_row(row: ObjectVar[StuckRow]) -> rx.Component:
-    resume = rx.button(
-        rx.icon("play", size=14),
-        "Resume",
-        size="1",
-        on_click=StuckState.resume(row.id),
-        id="resume-" + row.id.to_string(),
+def resume_button(run_id: rx.Var[int], configured: rx.Var[bool], on_click: Any) -> rx.Component:
+    """Resume, disabled with why when the run's portal has no resume_command."""
+    return launch_button(
+        rx.button(
+            rx.icon("play", size=14),
+            "Resume",
+            size="1",
+            on_click=on_click,
+            disabled=~configured,
+            id="resume-" + run_id.to_string(),
+        ),
+        configured,
+        "resume_command",
+        "no-resume-command-" + run_id.to_string(),
     )
+
+
+def resumable_row(row: ObjectVar[StuckRow]) -> rx.Component:
+    resume = resume_button(row.id, row.resume_command_set, StuckState.resume(row.id))
     return table_row(row, "resumable", resume, force_button(row))
 
 
@@ -299,8 +313,11 @@ def clean_dialog() -> rx.Component:
     )
 
 
-def force_dialog() -> rx.Component:
-    run_id = StuckState.force_run_id.to_string()
+def force_dialog(state: Any = StuckState) -> rx.Component:
+    """The typed confirmation of a forced clean-up, for ``state`` (the Stuck runs panel or a
+    run's page): ``force_run_id``, ``force_typed``, ``force_dialog_open`` and the handlers
+    ``set_force_typed``, ``confirm_force`` and ``close_force_dialog``."""
+    run_id = state.force_run_id.to_string()
     return dialog(
         rx.dialog.title("Force clean-up of run " + run_id),
         rx.dialog.description(
@@ -315,8 +332,8 @@ def force_dialog() -> rx.Component:
             margin_top="0.75em",
         ),
         rx.input(
-            value=StuckState.force_typed,
-            on_change=StuckState.set_force_typed,
+            value=state.force_typed,
+            on_change=state.set_force_typed,
             auto_complete="off",
             input_mode="numeric",
             margin_top="0.4em",
@@ -327,13 +344,49 @@ def force_dialog() -> rx.Component:
             rx.button(
                 "Confirm",
                 color_scheme="red",
-                on_click=StuckState.confirm_force,
-                disabled=StuckState.force_typed != run_id,
+                on_click=state.confirm_force,
+                disabled=state.force_typed != run_id,
                 id="force-confirm",
             ),
         ),
-        open=StuckState.force_dialog_open,
-        on_close=StuckState.close_force_dialog,
+        open=state.force_dialog_open,
+        on_close=state.close_force_dialog,
+    )
+
+
+def last_result() -> rx.Component:
+    """The last clean-up's result, with its time, until it is dismissed or out of date."""
+    return rx.card(
+        rx.flex(
+            rx.icon("info", size=18, color=rx.color("accent", 11), aria_hidden="true"),
+            rx.vstack(
+                rx.text(
+                    StuckState.last_result,
+                    " at ",
+                    rx.el.time(StuckState.last_result_at),
+                    weight="medium",
+                    id="last-result-text",
+                ),
+                rx.foreach(StuckState.left_alone, lambda line: rx.text(line, size="1")),
+                spacing="1",
+                flex_grow="1",
+            ),
+            rx.icon_button(
+                rx.icon("x", size=14),
+                size="1",
+                variant="ghost",
+                color_scheme="gray",
+                on_click=StuckState.dismiss_result,
+                aria_label="Dismiss the result",
+                id="last-result-dismiss",
+            ),
+            spacing="3",
+            align="start",
+        ),
+        role="status",
+        background=rx.color("accent", 3),
+        width="100%",
+        id="last-result",
     )
 
 
@@ -365,18 +418,7 @@ def stuck_page() -> rx.Component:
     return page(
         "Stuck runs",
         threshold_control(),
-        rx.cond(
-            StuckState.last_result != "",
-            rx.callout(
-                rx.vstack(
-                    rx.text(StuckState.last_result, weight="medium"),
-                    rx.foreach(StuckState.left_alone, lambda line: rx.text(line, size="1")),
-                    spacing="1",
-                ),
-                icon="info",
-                id="last-result",
-            ),
-        ),
+        rx.cond(StuckState.last_result != "", last_result()),
         rx.cond(
             StuckState.loaded,
             rx.vstack(

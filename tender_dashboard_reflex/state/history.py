@@ -9,7 +9,7 @@ import reflex as rx
 from cleanup_core.display import safe_text
 from cleanup_core.numbers import whole_number
 from cleanup_core.reports import EventRow, event_rows, portal_names
-from cleanup_core.vocabulary import AuditAction
+from cleanup_core.vocabulary import AUDIT_ACTION_LABELS, AuditAction
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import (
     AuthState,
@@ -21,6 +21,8 @@ from tender_dashboard_reflex.state.auth import (
 
 ALL = "all"
 ACTIONS = [ALL, *(action.value for action in AuditAction)]
+# The Action filter's choices, (value, label), from the vocabulary: every audit action in words.
+ACTION_CHOICES = [(ALL, "All actions"), *((a.value, AUDIT_ACTION_LABELS[a]) for a in AuditAction)]
 PAGE_SIZE = 50
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import reflex as rx
 
 from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
-from cleanup_core.display import safe_text, short_text
+from cleanup_core.display import NEVER, counter_text, safe_text, short_text
 from cleanup_core.timestamps import duration
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, event, guarded, run_id_argument
@@ -34,10 +34,11 @@ class StuckRow:
     checkpoint: str
     heartbeat: str
     reasons: str
+    resume_command_set: bool = True  # its portal has a resume_command: Resume can work
     threshold: str = ""  # the age threshold this run was judged by, and its source
 
 
-def stuck_row(verdict: Verdict) -> StuckRow:
+def stuck_row(verdict: Verdict, resume_command_set: bool = True) -> StuckRow:
     info = verdict.checkpoint
     if info.status.is_problem:
         checkpoint = info.status.value
@@ -45,7 +46,7 @@ def stuck_row(verdict: Verdict) -> StuckRow:
         checkpoint = f"{verdict.checkpoint_tenders} tenders"
     else:
         checkpoint = "-"
-    heartbeat = "never"
+    heartbeat = NEVER
     if verdict.heartbeat_age_minutes is not None:
         heartbeat = duration(timedelta(minutes=verdict.heartbeat_age_minutes)) + " ago"
     return StuckRow(
@@ -53,8 +54,8 @@ def stuck_row(verdict: Verdict) -> StuckRow:
         portal=safe_text(verdict.portal_name or ""),
         state=verdict.state.value,
         age="?" if verdict.age_hours is None else f"{verdict.age_hours:.1f} h",
-        extracted="?" if verdict.extracted is None else str(verdict.extracted),
-        skipped="?" if verdict.skipped is None else str(verdict.skipped),
+        extracted=counter_text(verdict.extracted_recorded, verdict.extracted),
+        skipped=counter_text(verdict.skipped_recorded, verdict.skipped),
         checkpoint=checkpoint,
         heartbeat=heartbeat,
         reasons=safe_text(verdict.summary),
@@ -62,6 +63,7 @@ def stuck_row(verdict: Verdict) -> StuckRow:
             f"threshold {verdict.policy.age_threshold_hours:.3g} h "
             f"({verdict.policy.threshold_source})"
         ),
+        resume_command_set=resume_command_set,
     )
 
 
@@ -94,8 +96,13 @@ class StuckState(AuthState):
         default_factory=list[dict[str, Any]]
     )
     _preview_ids: list[int] = []
+    # The result of this tab's last clean-up, with when it happened (in the configured zone);
+    # gone when dismissed, when the page is opened again, or once a run it cleaned is running
+    # again (reverted) - it then no longer describes the page.
     last_result: rx.Field[str] = rx.field("")
+    last_result_at: rx.Field[str] = rx.field("")
     left_alone: rx.Field[list[str]] = rx.field(default_factory=list[str])
+    _result_ids: list[int] = []
 
     force_dialog_open: rx.Field[bool] = rx.field(False)
     force_run_id: rx.Field[int] = rx.field(0)
@@ -130,19 +137,43 @@ class StuckState(AuthState):
         """Judge every running run; keep the first rows of each table. Returns the dead."""
         summary = service().scan(self.requested_hours)
         dead, resumable, attention = summary.dead, summary.resumable, summary.attention
-        self.dead = [stuck_row(v) for v in dead[:SHOW_LIMIT]]
-        self.resumable = [stuck_row(v) for v in resumable[:SHOW_LIMIT]]
-        self.attention = [stuck_row(v) for v in attention[:SHOW_LIMIT]]
+        self.dead = self._rows(dead)
+        self.resumable = self._rows(resumable)
+        self.attention = self._rows(attention)
         self.dead_total, self.resumable_total = len(dead), len(resumable)
         self.attention_total = len(attention)
         shown = (*self.dead, *self.resumable, *self.attention)
         self.thresholds_differ = len({row.threshold for row in shown}) > 1
         self.loaded = True
+        if self._result_ids and {v.run_id for v in summary.verdicts} & set(self._result_ids):
+            self._clear_result()  # a run it cleaned runs again (reverted): it is out of date
         return dead
+
+    def _rows(self, verdicts: list[Verdict]) -> list[StuckRow]:
+        commands: dict[object, bool] = {}
+        rows = []
+        for verdict in verdicts[:SHOW_LIMIT]:
+            portal = verdict.portal_name
+            if portal not in commands:
+                commands[portal] = service().launch_commands(portal).resume
+            rows.append(stuck_row(verdict, commands[portal]))
+        return rows
+
+    def _clear_result(self) -> None:
+        self.last_result, self.last_result_at, self.left_alone = "", "", []
+        self._result_ids = []
+
+    def _show_result(self, message: str, cleaned: list[int], left_alone: dict[int, str]) -> None:
+        """Keep a clean-up's result on the page, timestamped, until it is out of date."""
+        self.last_result = message
+        self.last_result_at = datetime.now(service().settings.timezone).strftime("%H:%M")
+        self.left_alone = [f"run {i}: {why}" for i, why in left_alone.items()]
+        self._result_ids = list(cleaned)
 
     @event
     @guarded("open the stuck-runs panel", admin=False)
     def load(self) -> Any:
+        self._clear_result()  # opening the page again: an earlier result is history now
         self.default_threshold = service().settings.age_threshold_hours
         if self.threshold_error:  # a reload never keeps a broken value
             self.threshold_text = self._valid_text
@@ -181,6 +212,11 @@ class StuckState(AuthState):
     def set_auto_refresh(self, enabled: bool) -> None:
         self.auto_refresh = bool(enabled)
 
+    @event
+    def dismiss_result(self) -> None:
+        """The result's close button."""
+        self._clear_result()
+
     # -- Clean Stuck Runs -----------------------------------------------------------------
 
     @event
@@ -217,8 +253,7 @@ class StuckState(AuthState):
         result = service().cleanup_runs(
             ids, actor=self._actor(), age_threshold_hours=self.requested_hours
         )
-        self.last_result = result.message
-        self.left_alone = [f"run {i}: {why}" for i, why in result.left_alone.items()]
+        self._show_result(result.message, list(result.cleaned), dict(result.left_alone))
         self._scan()
         if result.left_alone:
             names = ", ".join(str(i) for i in result.left_alone)
@@ -234,6 +269,12 @@ class StuckState(AuthState):
         run_id = run_id_argument(run_id)
         result = service().cleanup_runs(
             [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours
+        )
+        # The panel's result now describes this clean-up, not an earlier one.
+        self._show_result(
+            f"Cleaned {len(result.cleaned)}/1 dead run (run {run_id})",
+            list(result.cleaned),
+            dict(result.left_alone),
         )
         self._scan()
         if result.cleaned:
@@ -268,6 +309,11 @@ class StuckState(AuthState):
         self.force_typed = ""
         result = service().cleanup_runs(
             [run_id], actor=self._actor(), age_threshold_hours=self.requested_hours, force=True
+        )
+        self._show_result(
+            f"Forced clean-up of run {run_id}: {len(result.cleaned)}/1 cleaned",
+            list(result.cleaned),
+            dict(result.left_alone),
         )
         self._scan()
         if result.cleaned:

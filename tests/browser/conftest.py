@@ -122,6 +122,34 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
     )
 
 
+# The portals whose scrapers the dashboard can launch (each has its own resume_command and
+# start_command in the config file); any other portal has none, so its launch buttons are
+# disabled with a note (tests/browser/test_shift.py).
+LAUNCHABLE = (
+    "Assam Tenders",
+    "CPPP Central",
+    "MP Tenders",
+    "Kerala eTenders",
+    "Gujarat Tenders",
+    "West Bengal eTender",
+    "Tamil Nadu Tenders",
+)
+NOT_LAUNCHABLE = "Odisha Tenders"
+
+
+def launch_config(recorder: str) -> str:
+    """A config file giving each of ``LAUNCHABLE`` commands that record what they were run with."""
+    lines = []
+    for portal in LAUNCHABLE:
+        lines += [
+            f"[portals.{json.dumps(portal)}]",
+            f"resume_command = {json.dumps(f'{recorder} resume {{portal}} {{run_id}}')}",
+            f"start_command = {json.dumps(f'{recorder} start {{portal}}')}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """Accounts made with the CLI, then the app started the way an operator starts it."""
@@ -131,15 +159,16 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     record = work / "launched.json"
     recorder = f"{{python}} {shlex.quote(str(RECORD_ARGV))} {shlex.quote(str(record))}"
     config = work / "cleanup.toml"
-    config.write_text(f'[portals."{SLOW_PORTAL}"]\nresume_command = {json.dumps(SLOW_COMMAND)}\n')
+    config.write_text(
+        launch_config(recorder)
+        + f'[portals."{SLOW_PORTAL}"]\nresume_command = {json.dumps(SLOW_COMMAND)}\n'
+    )
     cleanup_env = {
-        "CLEANUP_CONFIG": str(config),
         "CLEANUP_DATABASE_URL": f"sqlite:///{work / 'dashboard.db'}",
         "CLEANUP_CHECKPOINT_DIR": str(checkpoint_dir),
         "CLEANUP_TIMEZONE": "Asia/Kolkata",
         "CLEANUP_LOG_DIR": str(work / "launch-logs"),
-        "CLEANUP_RESUME_COMMAND": f"{recorder} resume {{portal}} {{run_id}}",
-        "CLEANUP_START_COMMAND": f"{recorder} start {{portal}}",
+        "CLEANUP_CONFIG": str(config),
         # The third failed login in a row locks (test_abuse.py); a test that fails once and
         # then logs in is unaffected.
         "CLEANUP_LOGIN_LOCKOUT_AFTER": "3",

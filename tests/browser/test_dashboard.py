@@ -312,7 +312,7 @@ def test_history_filters(admin_page: Page, app: App, fleet: dict) -> None:
     page.fill("#history-run", "")
     expect(rows(page, "event")).to_have_count(2)
     page.click("#history-action")
-    page.get_by_role("option", name="revert", exact=True).click()
+    page.get_by_role("option", name="Revert", exact=True).click()
     expect(page.locator("#history-empty")).to_be_visible()
 
 
@@ -403,9 +403,13 @@ def test_portal_actions(admin_page: Page, app: App, fleet: dict) -> None:
     page = admin_page
     page.goto("/portals")
     expect(rows(page, "portal")).to_have_count(7)
-    for waiting in ("young", "alive", "attention"):
+    for waiting, verdict in (
+        ("young", "wait"),
+        ("alive", "wait"),
+        ("attention", "needs attention"),
+    ):
         row = page.locator(f"#portal-row-{fleet[waiting]}")
-        expect(row).to_contain_text("wait")
+        expect(page.locator(f"#portal-verdict-{fleet[waiting]}")).to_have_text(verdict)
         expect(row.get_by_role("button")).to_have_count(0)
 
     page.click(f"#portal-resume-{fleet['resumable']}")

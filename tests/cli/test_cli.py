@@ -110,6 +110,29 @@ def test_scan_shows_resumable_and_dead_tables(invoke, fleet):
     assert "Running: 5" in out and "dead: 2" in out and "total stuck: 3" in out
 
 
+def test_counters_never_recorded_are_a_dash_and_null_not_zero(invoke, runs):
+    """NULL counters: a dash in the table (as on the dashboard), null in JSON, and the reason says
+    no progress was recorded; stored zeros stay 0."""
+    unknown = runs.add("Null Portal", started_at=real_ago(hours=30), extracted_total_tenders=None)
+    zeros = runs.add(
+        "Zero Portal",
+        started_at=real_ago(hours=30),
+        extracted_total_tenders=0,
+        skipped_existing_total=0,
+    )
+    out = invoke("scan").output
+    line = next(text for text in out.splitlines() if "Null Portal" in text)
+    assert line.count("–") == 2 and " 0 " not in line, line
+    assert "no progress recorded" in out
+    zero_line = next(text for text in out.splitlines() if "Zero Portal" in text)
+    assert "–" not in zero_line and "no progress: 0 extracted, 0 skipped" in zero_line
+    data = json.loads(invoke("scan", "--json").stdout)
+    by_id = {run["id"]: run for run in data["dead_runs"]}
+    assert by_id[unknown]["extracted_total_tenders"] is None
+    assert by_id[unknown]["skipped_existing_total"] is None
+    assert by_id[zeros]["extracted_total_tenders"] == 0
+
+
 def test_scan_json_matches_the_service_summary(invoke, service, fleet):
     result = invoke("scan", "--json")
     data = json.loads(result.stdout)

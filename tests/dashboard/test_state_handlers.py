@@ -18,6 +18,7 @@ import pytest
 
 from cleanup_core.models import CLEANED, COMPLETED, RUNNING
 from cleanup_core.records import NewEvent
+from cleanup_core.reports import run_detail
 from cleanup_core.storage import events as stored_events
 from cleanup_core.vocabulary import AuditAction
 from tender_dashboard_reflex import backend
@@ -90,7 +91,56 @@ def _revert_asked(state: Any, fleet: dict[str, int], dash: Dash) -> None:
     state.revert_dialog_open = True
 
 
+def _showing(key: str) -> Callable[[Any, dict[str, int], Dash], None]:
+    """As if an admin had opened the page of the fleet's run ``key`` in this tab earlier."""
+
+    def prepare(state: Any, fleet: dict[str, int], dash: Dash) -> None:
+        if key == "dead":
+            _cleaned(state, fleet, dash)
+        detail = run_detail(dash.service, fleet[key])
+        assert detail is not None
+        state.found, state.run = True, detail.run
+
+    return prepare
+
+
+def _run_force_typed(state: Any, fleet: dict[str, int], dash: Dash) -> None:
+    _showing("resumable")(state, fleet, dash)
+    _force_typed(state, fleet, dash)
+
+
+def _run_revert_asked(state: Any, fleet: dict[str, int], dash: Dash) -> None:
+    _showing("dead")(state, fleet, dash)
+    state.revert_dialog_open = True
+
+
 ACTIONS = {
+    "run.resume": Action(
+        RunDetailState, "/run", lambda s, f: s.resume(), prepare=_showing("resumable")
+    ),
+    "run.cleanup": Action(
+        RunDetailState, "/run", lambda s, f: s.cleanup(), prepare=_showing("dead_old")
+    ),
+    "run.open_force_dialog": Action(
+        RunDetailState,
+        "/run",
+        lambda s, f: s.open_force_dialog(),
+        prepare=_showing("resumable"),
+        untouched=lambda s: not s.force_dialog_open and s.force_run_id == 0,
+    ),
+    "run.confirm_force": Action(
+        RunDetailState, "/run", lambda s, f: s.confirm_force(), prepare=_run_force_typed
+    ),
+    "run.ask_revert": Action(
+        RunDetailState,
+        "/run",
+        lambda s, f: s.ask_revert(),
+        prepare=_showing("dead"),
+        untouched=lambda s: not s.revert_dialog_open,
+    ),
+    "run.confirm_revert": Action(
+        RunDetailState, "/run", lambda s, f: s.confirm_revert(), prepare=_run_revert_asked
+    ),
     "stuck.open_clean_dialog": Action(
         StuckState,
         "/stuck",
@@ -215,6 +265,12 @@ READS = {
         lambda s: s.set_status_filter("running"),
         lambda s: s.rows == [] and s.status_filter == "all",
     ),
+    "runs.set_state_filter": (
+        RunsState,
+        "/runs",
+        lambda s: s.set_state_filter("dead"),
+        lambda s: s.rows == [] and s.state_filter == "all",
+    ),
     "runs.set_portal_filter": (
         RunsState,
         "/runs",
@@ -321,6 +377,10 @@ NO_DATA = {
     (StuckState, "close_force_dialog"): "closes a dialog of this tab",
     (StuckState, "set_force_typed"): "what is typed into the confirmation box",
     (HistoryState, "close_revert_dialog"): "closes a dialog of this tab",
+    (StuckState, "dismiss_result"): "hides this tab's last clean-up result",
+    (RunDetailState, "close_force_dialog"): "closes a dialog of this tab",
+    (RunDetailState, "set_force_typed"): "what is typed into the confirmation box",
+    (RunDetailState, "close_revert_dialog"): "closes a dialog of this tab",
 }
 # Reflex's own handler on every state: it sets one of this tab's vars, never the database; a
 # handler that then acts on the var checks the session itself.
@@ -403,7 +463,7 @@ def test_the_panel_splits_running_runs_into_dead_resumable_and_attention(
     assert state.threshold_hours == 24.0 and not state.low_threshold
     dead = {row.id: row for row in state.dead}[fleet["dead_old"]]
     assert (dead.portal, dead.state, dead.age) == ("CPPP Central", "dead", "50.0 h")
-    assert dead.extracted == "0" and dead.checkpoint == "-" and dead.heartbeat == "never"
+    assert dead.extracted == "–" and dead.checkpoint == "-" and dead.heartbeat == "never"  # NULL
     assert "no progress" in dead.reasons
     resumable = state.resumable[0]
     assert (resumable.extracted, resumable.state) == ("7", "resumable")

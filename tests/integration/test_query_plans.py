@@ -72,14 +72,21 @@ def running_of_portal() -> Any:
             "ix_tenders_run_id",
         ),
         (
-            "history of one portal",
+            "history of one portal, newest first",
             lambda: (
                 select(RunEvent.__table__)
                 .where(RunEvent.__table__.c.portal_name == "Portal 1")
-                .order_by(RunEvent.__table__.c.id.desc())
+                .order_by(*events.HISTORY_ORDER)
                 .limit(50)
             ),
-            "ix_run_events_portal",
+            # On tiny test tables PostgreSQL may as well filter by the older (portal, id) index
+            # and sort the few rows; either way an index serves it, never a scan of the trail.
+            ("ix_run_events_portal_created", "ix_run_events_portal"),
+        ),
+        (
+            "history, newest first",
+            lambda: select(RunEvent.__table__).order_by(*events.HISTORY_ORDER).limit(50),
+            "ix_run_events_created",
         ),
     ],
     ids=lambda value: value if isinstance(value, str) else "",

@@ -251,7 +251,7 @@ def test_dead_verdict_carries_its_evidence():
     assert as_dict["id"] == 1
     assert as_dict["state"] == "dead"
     assert as_dict["action"] == "cleanup"
-    assert as_dict["extracted_total_tenders"] == 0
+    assert as_dict["extracted_total_tenders"] is None  # NULL: never recorded, JSON keeps null
     assert {r["rule"] for r in as_dict["reasons"]} == {"no_progress", "no_checkpoint", "old"}
     assert "48.0 h ago" in verdict.summary
 
@@ -492,6 +492,45 @@ def test_counted_zero_stored_tenders_is_said_and_uncounted_is_not():
     assert uncounted.state is RunState.DEAD
     assert rules(uncounted) == {"no_progress", "no_checkpoint", "old"}
     assert uncounted.stored_tenders is None
+
+
+@pytest.mark.parametrize(
+    ("counters", "message"),
+    [
+        ({"extracted_total_tenders": None, "skipped_existing_total": None}, "no progress recorded"),
+        ({"extracted_total_tenders": "", "skipped_existing_total": None}, "no progress recorded"),
+        (
+            {"extracted_total_tenders": 0, "skipped_existing_total": 0},
+            "no progress: 0 extracted, 0 skipped",
+        ),
+        (
+            {"extracted_total_tenders": 0, "skipped_existing_total": None},
+            "no progress: 0 extracted, skipped never recorded",
+        ),
+        (
+            {"extracted_total_tenders": None, "skipped_existing_total": 0},
+            "no progress: extracted never recorded, 0 skipped",
+        ),
+        (
+            {"extracted_total_tenders": None, "skipped_existing_total": 4},
+            "made progress: extracted never recorded, 4 skipped",
+        ),
+    ],
+)
+def test_progress_reasons_say_unknown_for_counters_never_recorded(counters, message):
+    """A NULL counter counts as 0 for the rules but is not reported as a stored 0."""
+    verdict = judge(started_at=OLD, **counters)
+    reason = next(r for r in verdict.reasons if r.rule in ("no_progress", "progress"))
+    assert reason.message == message
+    shown = verdict.to_dict()
+    for column, key in (
+        ("extracted_total_tenders", "extracted"),
+        ("skipped_existing_total", "skipped"),
+    ):
+        stored = counters[column]
+        expected = None if stored in (None, "") else stored
+        assert shown[column] == expected
+        assert reason.evidence[key] == expected
 
 
 def test_a_run_out_of_automatic_resume_attempts_needs_a_person():
