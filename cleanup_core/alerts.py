@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from cleanup_core.classify import Verdict
 from cleanup_core.errors import CleanupError, LaunchError, RefusedError
 from cleanup_core.service import Change, CleanupService, MonitorStatus, Problem
+from cleanup_core.stalls import cursor_location, judge_stall
 from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, Rule, RunState
 
 __all__ = [
@@ -97,34 +98,12 @@ class CycleReport:
         }
 
 
-def cursor_location(cursor: Any) -> str:
-    """Where a scraper was, from its checkpoint cursor: organisation / department / page."""
-    if not isinstance(cursor, dict):
-        return ""
-    parts = []
-    for key in ("organisation", "organization", "department", "current_organisation", "page"):
-        value = cursor.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-            parts.append(f"{key.replace('_', ' ')} {str(value)[:80]}")
-    return ", ".join(parts)
-
-
 def stalled_reason(verdict: Verdict, stall_after: timedelta, now: datetime) -> str | None:
-    """Why an alive run counts as stalled (a fresh heartbeat but no progress for longer than
-    ``stall_after``), or ``None``. Without any recorded progress the start time counts."""
-    if verdict.state is not RunState.ALIVE:
-        return None
-    since = verdict.last_progress_at or verdict.started_at
-    if since is None or now - since <= stall_after:
-        return None
-    idle = (now - since).total_seconds() / 60
-    where = cursor_location(verdict.checkpoint.cursor)
-    at = f" at {where}" if where else ""
-    what = "no progress" if verdict.last_progress_at else "no progress since it started"
-    return (
-        f"alive (heartbeat {verdict.heartbeat_age_minutes or 0:.0f} min ago) but {what} for "
-        f"{idle:.0f} min{at} (stall_after {stall_after.total_seconds() / 60:g} min)"
-    )
+    """Why an alive run counts as stalled, or ``None``: its database checkpoint cursor has not
+    moved for longer than ``stall_after`` (stalled in that department), or, without one, no
+    progress for that long (``stalls.judge_stall``, the judgement the scan attaches)."""
+    stall = judge_stall(verdict, stall_after, now)
+    return None if stall is None else stall.message
 
 
 def current_problems(
@@ -139,10 +118,12 @@ def current_problems(
             kind = ProblemKind(verdict.state.value)
             problems.append(Problem(verdict.run_id, portal, kind, verdict.summary))
             continue
-        stall_after = timedelta(minutes=settings.stall_after_minutes_for(portal))
-        reason = stalled_reason(verdict, stall_after, now)
-        if reason:
-            problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, reason))
+        stall = verdict.stall  # judged by the service's scan with the portal's stall_after
+        if stall is None and verdict.state is RunState.ALIVE:
+            stall_after = timedelta(minutes=settings.stall_after_minutes_for(portal))
+            stall = judge_stall(verdict, stall_after, now)
+        if stall is not None:
+            problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, stall.message))
         overdue = overdue_reason(verdict)
         if overdue:
             problems.append(Problem(verdict.run_id, portal, ProblemKind.OVERDUE, overdue))

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cleanup_core.numbers import whole_number
+from cleanup_core.records import StoredCheckpoint
+from cleanup_core.vocabulary import CheckpointSource
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _MAX_SLUG = 100
@@ -87,6 +89,13 @@ class CheckpointInfo:
     updated_at: str | None = None
     size_bytes: int | None = None
     detail: str = ""
+    source: CheckpointSource = CheckpointSource.FILE
+    cursor_changed_at: object = None  # database checkpoints: when the cursor last moved (raw)
+
+    @property
+    def shown_source(self) -> str | None:
+        """Where the evidence came from, or ``None`` when there is none (no row, no file)."""
+        return None if self.status is CheckpointStatus.MISSING else self.source.value
 
     @property
     def has_data(self) -> bool:
@@ -108,6 +117,7 @@ class CheckpointInfo:
             "updated_at": self.updated_at,
             "size_bytes": self.size_bytes,
             "detail": self.detail,
+            "source": self.shown_source,
         }
 
 
@@ -118,6 +128,78 @@ class Checkpoint:
     info: CheckpointInfo
     tenders: list[Any]
     cursor: Any
+
+
+def canonical_json(value: Any) -> str:
+    """The one text of a JSON value (sorted keys, no spaces, ASCII): equal cursors compare
+    equal, and any string (even a lone surrogate) can be stored."""
+    return json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+
+
+def stored_checkpoint_info(stored: StoredCheckpoint) -> CheckpointInfo:
+    """What a run's checkpoint row in the database proves (``source`` database)."""
+    where = CheckpointSource.DATABASE
+    size = len(stored.cursor or "") + len(stored.tender_ids or "")
+    try:
+        cursor = json.loads(stored.cursor) if stored.cursor is not None else None
+    except (ValueError, RecursionError, TypeError) as exc:
+        return CheckpointInfo(
+            None,
+            CheckpointStatus.CORRUPT,
+            run_id=stored.run_id,
+            size_bytes=size,
+            detail=f"stored cursor is not valid JSON: {str(exc)[:200]}",
+            source=where,
+        )
+    count = _stored_count(stored.tender_count)
+    if count is None:
+        return CheckpointInfo(
+            None,
+            CheckpointStatus.UNRECOGNISED,
+            run_id=stored.run_id,
+            size_bytes=size,
+            detail=f"stored tender count is not a count: {str(stored.tender_count)[:40]!r}",
+            source=where,
+        )
+    return CheckpointInfo(
+        None,
+        CheckpointStatus.OK,
+        tender_count=count,
+        run_id=stored.run_id,
+        cursor=cursor,
+        updated_at=_stored_time(stored.updated_at),
+        size_bytes=size,
+        source=where,
+        cursor_changed_at=stored.cursor_changed_at,
+    )
+
+
+def stored_tender_ids(stored: StoredCheckpoint) -> list[str]:
+    """The tender ids a database checkpoint lists (none when only their count was kept)."""
+    if stored.tender_ids is None:
+        return []
+    try:
+        ids = json.loads(stored.tender_ids)
+    except (ValueError, RecursionError, TypeError):
+        return []
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def _stored_count(value: object) -> int | None:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    return whole_number(value)
+
+
+def _stored_time(value: object) -> str | None:
+    if value is None:
+        return None
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
 
 
 def inspect_checkpoint(checkpoint_dir: Path, portal_name: str, *, max_bytes: int) -> CheckpointInfo:

@@ -35,8 +35,10 @@ from cleanup_core.checkpoints import CheckpointInfo, CheckpointStatus
 from cleanup_core.config import Policy
 from cleanup_core.numbers import whole_number
 from cleanup_core.records import RunFacts
+from cleanup_core.stalls import Stall
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
+from cleanup_core.vocabulary import CheckpointSource as Source
 
 # The states a run is flagged overdue in: the others are a problem to look at already.
 _MAY_BE_OVERDUE = frozenset({RunState.ALIVE, RunState.YOUNG})
@@ -80,6 +82,7 @@ class Verdict:
     heartbeat_age_minutes: float | None = None
     released_at: datetime | None = None
     problems: dict[Rule, str] | None = None  # rule -> what was unreadable
+    stall: Stall | None = None  # an alive run not getting anywhere (set by the service's scan)
     _reasons: tuple[Reason, ...] | None = None
 
     @property
@@ -161,10 +164,12 @@ class Verdict:
             "threshold_source": str(self.policy.threshold_source),
             "overdue": self.overdue,
             "checkpoint": self.checkpoint.to_dict(),
+            "checkpoint_source": self.checkpoint.shown_source,
             "checkpoint_tenders": self.checkpoint_tenders,
             "stored_tenders": self.stored_tenders,
             "reasons": [reason.to_dict() for reason in self.reasons],
             "summary": self.summary,
+            "stalled": None if self.stall is None else self.stall.to_dict(),
         }
 
 
@@ -465,18 +470,20 @@ def _checkpoint_reason(checkpoint: CheckpointInfo, rule: Rule) -> Reason:
     where = {
         "checkpoint_path": str(checkpoint.path) if checkpoint.path else None,
         "checkpoint_status": checkpoint.status.value,
+        "checkpoint_source": checkpoint.shown_source,
     }
+    name = "checkpoint in the database" if checkpoint.source is Source.DATABASE else "checkpoint"
     if rule == Rule.CHECKPOINT_UNREADABLE:
-        message = f"checkpoint {checkpoint.status.value}: {checkpoint.detail}"
+        message = f"{name} {checkpoint.status.value}: {checkpoint.detail}"
         return Reason(rule, message, where)
     if rule == Rule.CHECKPOINT_OTHER_RUN:
-        message = f"checkpoint belongs to run {checkpoint.run_id}"
+        message = f"{name} belongs to run {checkpoint.run_id}"
         return Reason(rule, message, {**where, "checkpoint_run_id": checkpoint.run_id})
     if rule == Rule.CHECKPOINT_DATA:
-        message = f"checkpoint has {checkpoint.tender_count} tenders"
+        message = f"{name} has {checkpoint.tender_count} tenders"
         return Reason(rule, message, {**where, "checkpoint_tenders": checkpoint.tender_count})
     if rule == Rule.CHECKPOINT_EMPTY:
-        return Reason(rule, "checkpoint has no tenders", where)
+        return Reason(rule, f"{name} has no tenders", where)
     return Reason(rule, "no checkpoint file", where)
 
 

@@ -48,7 +48,7 @@ from cleanup_core.service import (
     LaunchResult,
     StuckRunSummary,
 )
-from cleanup_core.vocabulary import Action, AuditAction, CycleOutcome
+from cleanup_core.vocabulary import Action, AuditAction, CheckpointSource, CycleOutcome
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -268,7 +268,8 @@ def _checkpoint_cell(verdict: Verdict) -> str:
     if info.status.is_problem:
         return f"[red]{info.status.value}[/red]"
     if verdict.checkpoint_tenders:
-        return f"{verdict.checkpoint_tenders} tenders"
+        where = " (db)" if info.source is CheckpointSource.DATABASE else ""
+        return f"{verdict.checkpoint_tenders} tenders{where}"
     if info.names_other_run(verdict.run_id):
         return f"run {info.run_id}'s"
     return "-"
@@ -324,6 +325,15 @@ def _print_summary(app: App, summary: StuckRunSummary) -> None:
             out.print(_runs_table(title, verdicts, style))
         else:
             out.print(f"[{style}]{title}: none[/{style}]")
+        out.print()
+    stalled = summary.stalled
+    if stalled:
+        out.print(f"[bold yellow]Stalled - alive but not getting anywhere ({len(stalled)})[/]")
+        for v in stalled:
+            assert v.stall is not None
+            out.print(
+                f"  run {v.run_id} ({_shown(v.portal_name or '')}): {_shown(v.stall.message)}"
+            )
         out.print()
     counts = summary.to_dict()
     out.print(

@@ -58,6 +58,7 @@ from cleanup_core.models import (
     MonitorNotice,
     MonitorProblem,
     Run,
+    RunCheckpoint,
     RunEvent,
     SchemaVersion,
     Tender,
@@ -87,6 +88,7 @@ ADOPTED_TABLES = tuple(
         LoginFailure,
         DeletedRun,
         DemoRun,
+        RunCheckpoint,
         Launch,
     )
 )
@@ -104,8 +106,9 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # dashboard's login throttling), deleted_runs (what a deleted run owned, so a reused run id
 # never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
 # ix_run_events_created and ix_run_events_portal_created (History ordered by time), and
-# ix_runs_status_completed and ix_runs_portal_completed (the completed runs that learned
-# thresholds read; issue 15).
+# run_checkpoints (each tracked run's checkpoint in the database, so a resume on any host
+# continues from its cursor), and ix_runs_status_completed and ix_runs_portal_completed (the
+# completed runs that learned thresholds read; issue 15).
 SCHEMA_VERSION = 5
 
 

@@ -210,6 +210,34 @@ class DemoRun(SQLModel, table=True):
     event_floor: int = Field(default=0, sa_type=BigInteger)
 
 
+class RunCheckpoint(SQLModel, table=True):
+    """A tracked run's checkpoint in the database, one row per run, so a scraper resumed on any
+    host (and a cleaner or dashboard anywhere) sees it. Written by the worker with a fenced
+    heartbeat in one transaction; the checkpoint file is still written after the commit.
+    ``cursor`` and ``tender_ids`` are JSON text; ``tender_ids`` is NULL when the list would be
+    larger than ``max_checkpoint_mb`` (then the run's rows in ``tenders`` are its ids).
+    ``cursor_changed_at`` is when the cursor last moved (kept by saves with the same cursor):
+    the department-level stall is judged from it."""
+
+    __tablename__ = "run_checkpoints"
+    __table_args__ = ({"extend_existing": True},)
+
+    run_id: int = Field(primary_key=True, sa_type=RunId, sa_column_kwargs={"autoincrement": False})
+    portal_name: str | None = Field(default=None, sa_type=Text)
+    attempt: int | None = Field(default=None)
+    cursor: str | None = Field(default=None, sa_type=Text)
+    tender_count: int | None = Field(default=None, sa_type=BigInteger)
+    tender_ids: str | None = Field(default=None, sa_type=Text)
+    updated_at: Any = Field(default=None, sa_column=Column("updated_at", UtcTimestamp()))
+    cursor_changed_at: Any = Field(
+        default=None, sa_column=Column("cursor_changed_at", UtcTimestamp())
+    )
+    # The run's started_at (and attempt) as it was when saved: a row counts only for the run that
+    # wrote it, never for a later run that got the same id (SQLite reuses ids; legacy scrapers
+    # insert their own).
+    run_started_at: Any = Field(default=None, sa_column=Column("run_started_at", LegacyTimestamp()))
+
+
 class SchemaVersion(SQLModel, table=True):
     """Which of the tool's additive schema steps this database has had."""
 

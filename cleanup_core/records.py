@@ -201,3 +201,17 @@ class LaunchRecord:
     exit_code: int | None
     ended_at: object
     error: str | None
+
+
+class StoredCheckpoint(NamedTuple):
+    """A run's checkpoint row as stored (``run_checkpoints``): ``cursor`` and ``tender_ids``
+    are the JSON text, timestamps raw."""
+
+    run_id: int
+    portal_name: str | None
+    attempt: object
+    cursor: str | None
+    tender_count: object
+    tender_ids: str | None
+    updated_at: object
+    cursor_changed_at: object

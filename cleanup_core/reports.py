@@ -27,11 +27,13 @@ from cleanup_core.service import (
     decide_portal,
     shared_checkpoints,
 )
+from cleanup_core.stalls import cursor_location
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import (
     AUDIT_ACTION_LABELS,
     Action,
     AuditAction,
+    CheckpointSource,
     RunState,
     RunStatus,
 )
@@ -404,6 +406,7 @@ class RunDetail:
     # automatic resumes ran out (``Verdict.resumable_by_hand``).
     resumable_by_hand: bool = False
     launch: LaunchRow = field(default_factory=LaunchRow)  # its latest launch
+    stalled: str = ""  # an alive run not getting anywhere: where, and for how long
 
 
 def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[EventRow]:
@@ -445,7 +448,16 @@ def event_rows(service: CleanupService, events: Sequence[AuditEvent]) -> list[Ev
 
 
 def checkpoint_text(info: CheckpointInfo) -> str:
-    """One line about a checkpoint file, for the run detail."""
+    """One line about a run's checkpoint (its row in the database, else the file), for the
+    run detail."""
+    if info.source is CheckpointSource.DATABASE:
+        if info.status.is_problem:
+            return f"in the database, {info.status.value}: {info.detail}"
+        where = cursor_location(info.cursor)
+        at = f", at {where}" if where else ""
+        return (
+            f"{info.tender_count} tenders{at}, updated {info.updated_at or '?'} (in the database)"
+        )
     if info.path is None or info.status is CheckpointStatus.MISSING:
         return "no checkpoint file"
     if info.status.is_problem:
@@ -481,6 +493,7 @@ def run_detail(
         resume_command_set=service.launch_commands(run.portal_name).resume,
         revertible=any(row.revertible for row in rows),
         resumable_by_hand=bool(verdict and verdict.resumable_by_hand),
+        stalled=safe_text(verdict.stall.message) if verdict and verdict.stall else "",
     )
 
 

@@ -5,7 +5,7 @@ A scraper wraps one scrape in ``track_run``::
     with track_run("Assam Tenders") as run:  # starts, resumes, or raises PortalBusyError
         for page in portal_pages(after=run.cursor):
             run.add_tenders(page.tenders)  # skips tenders already stored or seen
-            run.save_checkpoint(cursor=page.number)  # atomic file, after the commit
+            run.save_checkpoint(cursor=page.number)  # database row, then the file
 
 Code that cannot wrap the scrape in one block (a Scrapy extension, an event loop) calls
 ``run.claim()`` and later exactly one of ``run.complete()``, ``run.fail(reason)`` or
@@ -288,19 +288,29 @@ class TrackedRun:
         self.skipped_total += skipped
 
     def save_checkpoint(self, *, cursor: Any) -> Path:
-        """Replace the portal's checkpoint atomically with every tender of the run so far and
-        ``cursor`` (JSON: where to continue, e.g. the organisations done). It first checks that
-        the run is still this worker's, so a zombie cannot overwrite its successor's file."""
+        """Save where the run is: ``cursor`` (JSON: where to continue, e.g. the organisations
+        done) and the tenders so far. First into the database, with a fenced heartbeat in one
+        transaction (a resume on any host continues from it; a zombie writes nothing), then,
+        after the commit, into the portal's checkpoint file, replaced atomically, for tools
+        that read files."""
         self._ensure_owned()
+        path = self._write_checkpoint(cursor)
+        self.cursor = cursor  # only once saved: a refused cursor leaves the last good one
+        return path
+
+    def _write_checkpoint(self, cursor: Any) -> Path:
+        cursor = copy.deepcopy(cursor)  # the scraper may change it in place later
         try:
-            self.service.worker_heartbeat(self.run_id, self.attempt)
+            self.service.save_worker_checkpoint(
+                self.run_id,
+                self.attempt,
+                portal_name=self.portal_name,
+                cursor=cursor,
+                tender_ids=sorted(self.seen_tender_ids),
+                tender_count=len(self._tenders),
+            )
         except RunFencedError as fenced:
             raise self._fence(fenced) from None
-        self.cursor = cursor
-        return self._write_checkpoint()
-
-    def _write_checkpoint(self) -> Path:
-        cursor = copy.deepcopy(self.cursor)  # the scraper may change it in place later
         path = write_checkpoint(
             self.service.settings.checkpoint_dir,
             self.portal_name,
@@ -438,9 +448,10 @@ class TrackedRun:
         """Flush the checkpoint, then let go of the run so it can be resumed at once instead
         of after the heartbeat timeout. It stays ``running``."""
         try:
-            self.service.worker_heartbeat(self.run_id, self.attempt)
             if self._dirty or self.cursor != self._checkpoint_cursor:
-                self._write_checkpoint()
+                self._write_checkpoint(self.cursor)  # fenced, like the heartbeat it replaces
+            else:
+                self.service.worker_heartbeat(self.run_id, self.attempt)
             self.service.release_run(
                 self.run_id,
                 self.attempt,

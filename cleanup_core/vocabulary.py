@@ -147,6 +147,22 @@ class ProblemKind(StrEnum):
     RESUMABLE = "resumable"
 
 
+class CheckpointSource(StrEnum):
+    """Where a run's checkpoint evidence came from: the database row its tracked worker wrote
+    (read first), or the portal's checkpoint file (legacy scrapers, tools that read files)."""
+
+    DATABASE = "database"
+    FILE = "file"
+
+
+class StallKind(StrEnum):
+    """Why an alive run counts as stalled: its checkpoint cursor (organisation / department)
+    has not moved, or (without a cursor in the database) it has reported no progress."""
+
+    CURSOR = "cursor"
+    PROGRESS = "progress"
+
+
 class ProblemChange(StrEnum):
     """How a problem changed since the monitor's last report."""
 

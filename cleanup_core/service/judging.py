@@ -20,6 +20,7 @@ from cleanup_core.checkpoints import (
     CheckpointStatus,
     inspect_checkpoint,
     portal_slug,
+    stored_checkpoint_info,
 )
 from cleanup_core.classify import Verdict, classify
 from cleanup_core.config import Policy
@@ -27,7 +28,8 @@ from cleanup_core.durations import PortalStats
 from cleanup_core.errors import CleanupError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.base import ServiceBase
-from cleanup_core.storage import launches, runs, tenders
+from cleanup_core.stalls import judge_stall
+from cleanup_core.storage import checkpoints, launches, runs, tenders
 from cleanup_core.timestamps import parse_timestamp
 from cleanup_core.vocabulary import Action, RunState, ThresholdSource
 
@@ -53,6 +55,11 @@ class StuckRunSummary:
         return [v for v in self.verdicts if v.state is state]
 
     @property
+    def stalled(self) -> list[Verdict]:
+        """Alive runs that are not getting anywhere (``Verdict.stall``)."""
+        return [v for v in self.verdicts if v.stall is not None]
+
+    @property
     def dead(self) -> list[Verdict]:
         return self.of(RunState.DEAD)
 
@@ -76,6 +83,8 @@ class StuckRunSummary:
             "dead_runs": [v.to_dict() for v in self.dead],
             "attention_count": counts[RunState.ATTENTION],
             "attention_runs": [v.to_dict() for v in self.attention],
+            "stalled_count": len(self.stalled),
+            "stalled_runs": [v.to_dict() for v in self.stalled],
             "alive_count": counts[RunState.ALIVE],
             "young_count": counts[RunState.YOUNG],
             "running_count": len(self.verdicts),
@@ -446,15 +455,19 @@ class Judging(ServiceBase):
 
     def _judge(
         self,
+        conn: Connection,
         facts: Sequence[RunFacts],
         now: datetime,
         age_threshold_hours: float | None,
         history: Mapping[str, PortalStats] | None = None,
     ) -> list[Verdict]:
-        """Classify running runs, reading each portal's policy and checkpoint once."""
+        """Classify running runs, reading each portal's policy and checkpoint file once. A run's
+        checkpoint in the database, where its tracked worker wrote one, is read first; the file
+        is the evidence for runs without one (legacy, file-only scrapers)."""
         tz = self.settings.timezone
         history = history or {}
         contexts: dict[object, tuple[str | None, Policy, CheckpointInfo]] = {}
+        stored = checkpoints.run_checkpoints(conn, [run.id for run in facts])
         verdicts = []
         for run in facts:
             context = contexts.get(run.portal_name)
@@ -465,6 +478,9 @@ class Judging(ServiceBase):
             renamed, policy, checkpoint = context
             if renamed is not None:
                 run = run._replace(portal_name=renamed)
+            row = stored.get(run.id)
+            if row is not None:
+                checkpoint = stored_checkpoint_info(row)
             verdicts.append(classify(run, checkpoint=checkpoint, policy=policy, now=now, tz=tz))
         return verdicts
 
@@ -479,11 +495,10 @@ class Judging(ServiceBase):
         (one indexed query, so a scan stays cheap) and judge those again with them: tenders in
         the database are progress. Returns the verdicts and notes for the operator (stored
         tenders could not be counted)."""
-        verdicts = self._judge(
-            _with_auto_resumes(conn, facts),
+        history = self._history_for(conn, facts, now)
+        verdicts = self._with_stalls(
+            self._judge(conn, _with_auto_resumes(conn, facts), now, age_threshold_hours, history),
             now,
-            age_threshold_hours,
-            self._history_for(conn, facts, now),
         )
         candidates = [i for i, v in enumerate(verdicts) if v.state is RunState.DEAD]
         if not candidates:
@@ -499,6 +514,19 @@ class Judging(ServiceBase):
                 counted, checkpoint=v.checkpoint, policy=v.policy, now=now, tz=tz
             )
         return verdicts, ()
+
+    def _with_stalls(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
+        """Judge each alive run for a stall (``stalls.judge_stall``) with its portal's
+        ``stall_after_minutes``: the scan, the run page and the monitor all read this one
+        judgement."""
+        settings = self.settings
+        for i, verdict in enumerate(verdicts):
+            if verdict.state is RunState.ALIVE:
+                minutes = settings.stall_after_minutes_for(verdict.portal_name or "")
+                stall = judge_stall(verdict, timedelta(minutes=minutes), now)
+                if stall is not None:
+                    verdicts[i] = replace(verdict, stall=stall)
+        return verdicts
 
     def _portal_context(
         self,

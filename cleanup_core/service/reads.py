@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cleanup_core.checkpoints import CheckpointInfo, inspect_checkpoint
+from cleanup_core.checkpoints import CheckpointInfo, inspect_checkpoint, stored_checkpoint_info
 from cleanup_core.classify import Verdict
 from cleanup_core.records import PortalStatusCount, RunFacts
 from cleanup_core.service.audit import AuditEvent
 from cleanup_core.service.history import Auditing
 from cleanup_core.service.judging import Judging
-from cleanup_core.storage import events, runs
+from cleanup_core.storage import checkpoints, events, runs
 from cleanup_core.vocabulary import FINISHED, AuditAction, RunState
 
 
@@ -32,7 +32,8 @@ class RunsPageData:
 
 @dataclass(frozen=True)
 class RunData:
-    """One run, its verdict while it is running, its portal's checkpoint and its events."""
+    """One run, its verdict while it is running, its checkpoint (its row in the database, else
+    its portal's file) and its events."""
 
     run: RunFacts
     verdict: Verdict | None
@@ -99,13 +100,17 @@ class Reads(Judging, Auditing):
             verdicts, _ = self._judge_with_tenders(
                 conn, [run] if run is not None and run.is_running else [], now, None
             )
+            stored = checkpoints.run_checkpoints(conn, [run_id]).get(run_id)
         if run is None:
             return None
         settings = self.settings
         portal = run.portal_name if isinstance(run.portal_name, str) else ""
-        checkpoint = inspect_checkpoint(
-            settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
-        )
+        if stored is not None:  # the run's own, in the database, first
+            checkpoint = stored_checkpoint_info(stored)
+        else:
+            checkpoint = inspect_checkpoint(
+                settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
+            )
         history = self.history(run_id=run_id, limit=200)
         verdict = verdicts[0] if verdicts else None
         return RunData(run, verdict, checkpoint, history.events, now)

@@ -16,13 +16,19 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from cleanup_core.checkpoints import portal_slug, read_checkpoint
+from cleanup_core.checkpoints import (
+    canonical_json,
+    portal_slug,
+    read_checkpoint,
+    stored_checkpoint_info,
+    stored_tender_ids,
+)
 from cleanup_core.errors import RefusedError, RunFencedError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.audit import worker_event
 from cleanup_core.service.cleaning import Cleaning
 from cleanup_core.service.judging import PortalBusyError, PortalCheck, decide_portal
-from cleanup_core.storage import events, runs, tenders, worker
+from cleanup_core.storage import checkpoints, events, runs, tenders, worker
 from cleanup_core.storage.common import database_now
 from cleanup_core.tenders import json_safe, stored_row, tender_id_of
 from cleanup_core.vocabulary import Action, AuditAction, RunStatus
@@ -32,8 +38,9 @@ from cleanup_core.vocabulary import Action, AuditAction, RunStatus
 class Claim:
     """A run this worker now holds. ``action``: ``start``, ``resume``, or ``cleanup`` (dead runs
     cleaned, then a new run started). For a resume, ``cursor`` and ``tenders`` are what the
-    checkpoint and the database hold of the run so far; ``checkpoint_behind`` says the database
-    holds tenders the checkpoint lacks (a crash between a commit and the checkpoint write)."""
+    checkpoint (the run's row in the database first, else the portal's file) and the stored
+    tenders hold of the run so far; ``checkpoint_behind`` says the checkpoint file lacks some
+    (a crash between a commit and the checkpoint save, or a resume on another host)."""
 
     portal_name: str
     run_id: int
@@ -116,6 +123,7 @@ class WorkerWrites(Cleaning):
                 "skipped_existing_total": 0,
             },
         )
+        checkpoints.forget_checkpoint(conn, run_id)  # a reused id inherits no checkpoint
         details = {"reason": check.reason, "cleaned_run_ids": list(cleaned)}
         event = worker_event(
             AuditAction.START,
@@ -145,6 +153,9 @@ class WorkerWrites(Cleaning):
                 f"Run {facts.id} changed while being resumed; nothing was claimed. Try again."
             )
         cursor, kept, seen, behind = self._resume_state(conn, check.portal_name, facts.id)
+        # The new attempt starts at the stored cursor now: the time the run lay dead before the
+        # resume is not a stall in its department.
+        checkpoints.restart_cursor_clock(conn, facts.id, now)
         details = {
             "attempt": attempt,
             "previous_attempt": facts.attempt,
@@ -179,30 +190,45 @@ class WorkerWrites(Cleaning):
     def _resume_state(
         self, conn: Connection, portal_name: str, run_id: int
     ) -> tuple[Any, list[dict[str, Any]], set[str], bool]:
-        """The checkpoint's cursor and tenders, plus the run's stored tenders the checkpoint
-        lacks: a crash between the database commit and the checkpoint write must not make the
-        scraper add them twice. Returns the cursor, the tenders, their ids, and whether any came
-        from the database only."""
+        """Where to continue: the run's checkpoint in the database first (any host sees it),
+        then the portal's checkpoint file (legacy, file-only), plus the run's stored tenders
+        neither lists: a crash between the database commit and the checkpoint save must not
+        make the scraper add them twice. Returns the cursor, the tenders (for the file), the
+        ids seen, and whether the file lacks some of them (so it is rewritten)."""
         settings = self.settings
+        stored = checkpoints.run_checkpoints(conn, [run_id]).get(run_id)
+        in_db = stored_checkpoint_info(stored) if stored is not None else None
         checkpoint = read_checkpoint(
             settings.checkpoint_dir, portal_name, max_bytes=settings.max_checkpoint_bytes
         )
         info = checkpoint.info
-        if info.status.is_problem:
+        if info.status.is_problem and (in_db is None or in_db.status.is_problem):
             raise RefusedError(
                 f"The checkpoint {info.path} of run {run_id} became unreadable "
                 f"({info.status.value}: {info.detail}); nothing was claimed."
             )
+        if in_db is not None and in_db.status.is_problem:
+            raise RefusedError(
+                f"The checkpoint of run {run_id} in the database is unreadable "
+                f"({in_db.status.value}: {in_db.detail}); nothing was claimed."
+            )
         cursor: Any = None
         kept: list[dict[str, Any]] = []
-        if info.is_evidence_for(run_id):
+        if info.is_evidence_for(run_id) and (in_db is None or info.run_id == run_id):
             cursor, kept = checkpoint.cursor, list(checkpoint.tenders)
+        if in_db is not None:
+            cursor = in_db.cursor  # the database copy wins: it was saved with the fence
         seen = {i for i in map(tender_id_of, kept) if i is not None}
         behind = False
         for row in tenders.run_tenders(conn, run_id):
             if row["tender_id"] not in seen:
                 seen.add(row["tender_id"])
                 kept.append(json_safe(row))
+                behind = True
+        if stored is not None:
+            listed = set(stored_tender_ids(stored)) - seen
+            if listed:  # ids the worker saw whose tenders are not in this database's rows
+                seen.update(listed)
                 behind = True
         return cursor, kept, seen, behind
 
@@ -213,6 +239,46 @@ class WorkerWrites(Cleaning):
         with self.db.write() as conn:
             if not worker.record_heartbeat(conn, run_id, attempt):
                 raise _fenced(conn, run_id, attempt)
+
+    def save_worker_checkpoint(
+        self,
+        run_id: int,
+        attempt: int,
+        *,
+        portal_name: str,
+        cursor: Any,
+        tender_ids: Sequence[str],
+        tender_count: int,
+    ) -> None:
+        """The worker's checkpoint into the database: a fenced heartbeat and the run's
+        checkpoint row in one transaction, so a worker that lost its run writes neither.
+        ``tender_ids`` (every tender id the worker has seen, for the resume's skipping) are kept
+        as a JSON list while cursor and ids fit in ``max_checkpoint_mb``, else left out (the
+        run's rows in ``tenders`` then tell a resume which it has); ``tender_count`` is how many
+        tenders the run itself holds (the file's ``tenders``: progress evidence). A cursor alone
+        over that size is refused."""
+        limit = self.settings.max_checkpoint_bytes
+        cursor_text = canonical_json(cursor)  # ASCII: one character is one byte
+        if len(cursor_text) > limit:
+            raise ValueError(
+                f"the checkpoint cursor is {len(cursor_text):,} bytes as JSON, over "
+                f"the {limit:,}-byte limit (max_checkpoint_mb); keep it small (where to continue)"
+            )
+        listed = canonical_json(list(tender_ids))
+        ids_text = listed if len(cursor_text) + len(listed) <= limit else None
+        with self.db.write() as conn:
+            if not worker.record_heartbeat(conn, run_id, attempt):
+                raise _fenced(conn, run_id, attempt)
+            checkpoints.upsert_checkpoint(
+                conn,
+                run_id,
+                portal_name=portal_name,
+                attempt=attempt,
+                cursor=cursor_text,
+                tender_count=tender_count,
+                tender_ids=ids_text,
+                now=database_now(conn),
+            )
 
     def store_tenders(
         self,

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
 from cleanup_core.models import DemoRun, table
 from cleanup_core.records import DemoMark, RunFacts
+from cleanup_core.storage.checkpoints import forget_orphans
 from cleanup_core.storage.common import (
     DELETED,
     EVENTS,
@@ -104,6 +105,7 @@ def delete_demo_runs(conn: Connection, run_ids: Sequence[int]) -> None:
             )
         conn.execute(delete(RUNS).where(RUNS.c.id.in_(chunk)))
         conn.execute(delete(_DEMO).where(_DEMO.c.run_id.in_(chunk)))
+        forget_orphans(conn, chunk)
 
 
 def forget_demo_marks(conn: Connection, run_ids: Sequence[int]) -> None:

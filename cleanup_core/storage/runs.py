@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from cleanup_core.numbers import whole_number
 from cleanup_core.records import RUN_COLUMNS, PortalStatusCount, RunFacts
+from cleanup_core.storage.checkpoints import forget_orphans
 from cleanup_core.storage.common import RUNS, chunks, current_tenders, tenders_link_runs
 from cleanup_core.vocabulary import RunStatus
 
@@ -157,6 +158,7 @@ def delete_finished_runs(conn: Connection, run_ids: Sequence[int]) -> int:
             RUNS.c.id.in_(chunk), RUNS.c.status.is_distinct_from(RunStatus.RUNNING)
         )
         deleted += conn.execute(stmt).rowcount
+    forget_orphans(conn, run_ids)
     return deleted
 
 

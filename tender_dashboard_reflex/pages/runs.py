@@ -355,6 +355,17 @@ def run_detail_page() -> rx.Component:
                     rx.moment(interval=3000, on_change=RunDetailState.follow, display="none"),
                 ),
                 rx.cond(
+                    RunDetailState.stalled != "",
+                    rx.callout(
+                        RunDetailState.stalled,
+                        icon="triangle_alert",
+                        color_scheme="amber",
+                        id="detail-stalled",
+                        width="100%",
+                        **WRAP_ANYWHERE,
+                    ),
+                ),
+                rx.cond(
                     RunDetailState.reasons.length() > 0,
                     rx.card(
                         rx.heading("Why it is judged ", run.state, size="3", as_="h2"),

@@ -192,6 +192,7 @@ class RunDetailState(AuthState):
     checkpoint: rx.Field[str] = rx.field("")
     reasons: rx.Field[list[str]] = rx.field(default_factory=list[str])
     events: rx.Field[list[EventRow]] = rx.field(default_factory=list[EventRow])
+    stalled: rx.Field[str] = rx.field("")  # an alive run stuck in one department: where, how long
     launch: rx.Field[LaunchRow] = rx.field(default_factory=LaunchRow)  # its latest launch
     # What the page offers (an admin's buttons), from the run's judged state and its events.
     resume_command_set: rx.Field[bool] = rx.field(False)
@@ -207,6 +208,7 @@ class RunDetailState(AuthState):
         self.found = detail is not None
         if detail is None:
             self.events, self.reasons, self.launch = [], [], LaunchRow()
+            self.stalled = ""
             self.resume_command_set = self.revertible = self.resumable_by_hand = False
             return rx.toast.error(f"No run with id {raw[:20]!r}.")
         self._show(detail)
@@ -216,7 +218,7 @@ class RunDetailState(AuthState):
         self.run, self.attempt = detail.run, detail.attempt
         self.last_progress, self.checkpoint = detail.last_progress, detail.checkpoint
         self.reasons, self.events = detail.reasons, detail.events
-        self.launch = detail.launch
+        self.launch, self.stalled = detail.launch, detail.stalled
         self.resume_command_set, self.revertible = detail.resume_command_set, detail.revertible
         self.resumable_by_hand = detail.resumable_by_hand
 

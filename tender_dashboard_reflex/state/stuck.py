@@ -13,6 +13,7 @@ from cleanup_core.classify import Verdict
 from cleanup_core.config import MIN_SAFE_THRESHOLD_HOURS, validate_threshold_hours
 from cleanup_core.display import NEVER, counter_text, safe_text, short_text
 from cleanup_core.timestamps import duration
+from cleanup_core.vocabulary import CheckpointSource
 from tender_dashboard_reflex.backend import service
 from tender_dashboard_reflex.state.auth import AuthState, event, guarded, run_id_argument
 
@@ -43,7 +44,8 @@ def stuck_row(verdict: Verdict, resume_command_set: bool = True) -> StuckRow:
     if info.status.is_problem:
         checkpoint = info.status.value
     elif verdict.checkpoint_tenders:
-        checkpoint = f"{verdict.checkpoint_tenders} tenders"
+        where = " (database)" if info.source is CheckpointSource.DATABASE else ""
+        checkpoint = f"{verdict.checkpoint_tenders} tenders{where}"
     else:
         checkpoint = "-"
     heartbeat = NEVER

@@ -32,6 +32,7 @@ from cleanup_core.models import (
     DemoRun,
     Launch,
     Run,
+    RunCheckpoint,
     RunEvent,
     Tender,
 )
@@ -238,7 +239,7 @@ def runs(app: App) -> LiveRuns:
 def fleet(app: App, runs: LiveRuns) -> dict[str, int]:
     """A fresh fleet for each test: one running run in each state, plus finished runs."""
     with app.service.db.write() as conn:
-        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun, Launch):
+        for table in (RunEvent, Tender, Run, DeletedRun, DemoRun, Launch, RunCheckpoint):
             conn.execute(delete(table))
     for path in app.checkpoint_dir.iterdir():
         path.unlink()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import insert, select, update
 
-from cleanup_core.models import CLEANED, COMPLETED, RUNNING
+from cleanup_core.models import CLEANED, COMPLETED, RUNNING, Run, RunCheckpoint
 from tests.browser.conftest import ADMIN, PASSWORD, App, LiveRuns
 from tests.helpers.live_fleet import hours_ago
 
@@ -394,6 +395,46 @@ def test_the_run_detail_page(admin_page: Page, app: App, fleet: dict) -> None:
     page.goto("/run?id=987654")
     expect(page.locator("#detail-missing")).to_be_visible()
     toast(page, "No run with id '987654'")
+
+
+def test_the_run_detail_page_says_where_an_alive_run_is_stalled(
+    admin_page: Page, app: App, fleet: dict
+) -> None:
+    """An alive run whose checkpoint cursor in the database has not moved for longer than
+    stall_after_minutes (120) is stalled in that department, on its page."""
+    page = admin_page
+    run_id = fleet["alive"]
+    table = RunCheckpoint.__table__
+    runs_table = Run.__table__
+    long_ago = datetime.now(UTC) - timedelta(minutes=200)
+    with app.service.db.write() as conn:
+        conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(attempt=1))
+        conn.execute(
+            insert(table).values(
+                run_id=run_id,
+                portal_name="Gujarat Tenders",
+                attempt=1,
+                cursor='{"department":"Roads","organisation":"PWD"}',
+                tender_count=3,
+                tender_ids='["G1","G2","G3"]',
+                updated_at=datetime.now(UTC),
+                cursor_changed_at=long_ago,
+                run_started_at=select(runs_table.c.started_at)
+                .where(runs_table.c.id == run_id)
+                .scalar_subquery(),
+            )
+        )
+    page.goto(f"/run?id={run_id}")
+    expect(page.locator("#detail-status")).to_contain_text("alive")
+    expect(page.locator("#detail-stalled")).to_contain_text(
+        "stalled in organisation PWD, department Roads"
+    )
+    expect(page.locator("#detail-checkpoint")).to_contain_text("3 tenders")
+    expect(page.locator("#detail-checkpoint")).to_contain_text("(in the database)")
+
+    page.goto(f"/run?id={fleet['resumable']}")
+    expect(page.locator("#detail-status")).to_contain_text("resumable")
+    expect(page.locator("#detail-stalled")).to_have_count(0)
 
 
 # -- portals -----------------------------------------------------------------------------------

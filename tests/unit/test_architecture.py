@@ -75,6 +75,7 @@ PURE = frozenset(
         "cleanup_core.errors",
         "cleanup_core.numbers",
         "cleanup_core.records",
+        "cleanup_core.stalls",
         "cleanup_core.timestamps",
         "cleanup_core.vocabulary",
     }
