@@ -1,4 +1,5 @@
-"""The alert-only monitor: tell operators when runs die, stall, need attention or recover.
+"""The alert-only monitor: tell operators when runs die, stall, run overdue, need attention or
+recover.
 
 One cycle classifies every running run, compares the problems with those already reported (kept
 in the database, so any process can run the next cycle), and queues one notice listing what
@@ -36,7 +37,7 @@ from cleanup_core.classify import Verdict
 from cleanup_core.errors import CleanupError, LaunchError, RefusedError
 from cleanup_core.service import Change, CleanupService, MonitorStatus, Problem
 from cleanup_core.stalls import cursor_location, judge_stall
-from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, RunState
+from cleanup_core.vocabulary import CycleOutcome, ProblemChange, ProblemKind, Rule, RunState
 
 __all__ = [
     "Change",
@@ -50,6 +51,7 @@ __all__ = [
     "current_problems",
     "cursor_location",
     "format_notice",
+    "overdue_reason",
     "run_forever",
     "send_apprise",
     "stalled_reason",
@@ -122,7 +124,20 @@ def current_problems(
             stall = judge_stall(verdict, stall_after, now)
         if stall is not None:
             problems.append(Problem(verdict.run_id, portal, ProblemKind.STALLED, stall.message))
+        overdue = overdue_reason(verdict)
+        if overdue:
+            problems.append(Problem(verdict.run_id, portal, ProblemKind.OVERDUE, overdue))
     return problems
+
+
+def overdue_reason(verdict: Verdict) -> str | None:
+    """Why a run that is not (yet) a problem otherwise is overdue (running longer than its
+    portal's p99 x overdue_factor), or ``None``. Dead, resumable and attention runs are
+    reported as such already."""
+    if not verdict.overdue:
+        return None
+    message = next(r.message for r in verdict.reasons if r.rule == Rule.OVERDUE)
+    return f"{verdict.state.value}, {message}"
 
 
 def format_notice(changes: Sequence[Change], dashboard_url: str | None) -> tuple[str, str]:

@@ -17,6 +17,11 @@ rules"):
   automatically; a person decides. Also a resumable run the monitor already launched
   ``max_resume_attempts`` times without it finishing (``resume_attempts_exhausted``): it is
   never launched automatically again, but a person may still resume it by hand.
+
+Besides its state, an alive or young run is *overdue* (``Rule.OVERDUE``) when it has been
+running longer than its portal's p99 x overdue_factor (``Policy.overdue_after``, known only where
+the portal's completed runs were read): worth a look even when it heartbeats. (A dead,
+resumable or attention run is a problem to look at already.)
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from cleanup_core.stalls import Stall
 from cleanup_core.timestamps import duration, parse_timestamp
 from cleanup_core.vocabulary import ACTION_FOR_STATE, Action, Rule, RunState
 from cleanup_core.vocabulary import CheckpointSource as Source
+
+# The states a run is flagged overdue in: the others are a problem to look at already.
+_MAY_BE_OVERDUE = frozenset({RunState.ALIVE, RunState.YOUNG})
 
 # A start time this far in the future is a clock or data problem, not skew between hosts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -106,6 +114,11 @@ class Verdict:
         return self.facts.stored_tenders
 
     @property
+    def overdue(self) -> bool:
+        """Running longer than the portal's p99 x overdue_factor (a flag beside the state)."""
+        return Rule.OVERDUE in self.rules
+
+    @property
     def action(self) -> Action:
         return ACTION_FOR_STATE[self.state]
 
@@ -147,6 +160,9 @@ class Verdict:
             "worker_id": self.worker_id,
             "attempt": self.attempt,
             "age_threshold_hours": round(self.policy.age_threshold_hours, 2),
+            "threshold_hours": round(self.policy.age_threshold_hours, 2),
+            "threshold_source": str(self.policy.threshold_source),
+            "overdue": self.overdue,
             "checkpoint": self.checkpoint.to_dict(),
             "checkpoint_source": self.checkpoint.shown_source,
             "checkpoint_tenders": self.checkpoint_tenders,
@@ -280,6 +296,13 @@ def classify(
             rules, state = (*rules, Rule.PORTAL_EXCLUDED), RunState.ATTENTION
         else:
             state = RunState.DEAD
+    if (
+        policy.overdue_after is not None
+        and age is not None
+        and age >= policy.overdue_after
+        and state in _MAY_BE_OVERDUE
+    ):
+        rules = (*rules, Rule.OVERDUE)
     return Verdict(
         run_id=facts.id,
         portal_name=facts.portal_name,
@@ -351,14 +374,13 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
         case Rule.YOUNG | Rule.OLD:
             age = v.now - v.started_at if v.started_at is not None else timedelta(0)
             hours = max(age.total_seconds() / 3600, 0.0)
-            threshold = v.policy.age_threshold_hours
-            message = (
-                f"started {hours:.1f} h ago "
-                f"(threshold {threshold:g} h, {v.policy.threshold_source})"
-            )
-            return Reason(
-                rule, message, {"age_hours": round(hours, 2), "age_threshold_hours": threshold}
-            )
+            message = f"started {hours:.1f} h ago ({v.policy.threshold_text})"
+            evidence = {
+                "age_hours": round(hours, 2),
+                "age_threshold_hours": round(v.policy.age_threshold_hours, 2),
+                "threshold_source": str(v.policy.threshold_source),
+            }
+            return Reason(rule, message, evidence)
         case (
             Rule.CHECKPOINT_UNREADABLE
             | Rule.CHECKPOINT_OTHER_RUN
@@ -392,6 +414,8 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
             return Reason(rule, message, {"started_at": _iso(v.started_at)})
         case Rule.PORTAL_EXCLUDED:
             return Reason(rule, "portal is excluded from clean-up by its policy")
+        case Rule.OVERDUE:
+            return _overdue_reason(v)
         case Rule.RESUME_ATTEMPTS_EXHAUSTED:
             launches = v.facts.auto_resumes or 0
             code = v.facts.last_auto_resume_exit
@@ -411,6 +435,22 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
                 },
             )
     raise ValueError(f"no explanation for rule {rule!r}")
+
+
+def _overdue_reason(v: Verdict) -> Reason:
+    after = v.policy.overdue_after or timedelta(0)
+    history = v.policy.history
+    p99 = history.p99_seconds / 3600 if history else 0.0
+    hours = v.age_hours or 0.0
+    message = (
+        f"overdue: running {hours:.1f} h, longer than {after.total_seconds() / 3600:.1f} h "
+        f"({p99:.1f} h, the p99 of its portal's completed runs, x overdue_factor)"
+    )
+    evidence = {
+        "overdue_after_hours": round(after.total_seconds() / 3600, 2),
+        "p99_hours": round(p99, 2),
+    }
+    return Reason(Rule.OVERDUE, message, evidence)
 
 
 def _heartbeat_reason(v: Verdict, rule: Rule) -> Reason:

@@ -340,9 +340,19 @@ def _print_summary(app: App, summary: StuckRunSummary) -> None:
         f"Running: {counts['running_count']}  alive: {counts['alive_count']}  "
         f"young: {counts['young_count']}  resumable: {counts['resumable_count']}  "
         f"dead: {counts['dead_count']}  attention: {counts['attention_count']}  "
-        f"(total stuck: {counts['total_stuck']}; threshold {summary.age_threshold_hours:g} h)"
+        f"(total stuck: {counts['total_stuck']}; {_threshold_note(summary)})"
     )
     _print_notes(app, summary)
+
+
+def _threshold_note(summary: StuckRunSummary) -> str:
+    """The threshold the runs were judged by, or that it differs per portal (learned or
+    configured: each run's reasons say which)."""
+    used = {(v.policy.age_threshold_hours, v.policy.threshold_source) for v in summary.verdicts}
+    if len(used) <= 1:
+        hours = next(iter(used))[0] if used else summary.age_threshold_hours
+        return f"threshold {f'{hours:.2f}'.rstrip('0').rstrip('.')} h"
+    return "thresholds differ per portal: see each run's reasons"
 
 
 def _print_result(app: App, result: CleanupResult) -> None:
@@ -365,6 +375,65 @@ def scan(app: App) -> None:
         app.emit_json(summary.to_dict())
     else:
         _print_summary(app, summary)
+
+
+@cli.command()
+@common_options()
+def thresholds(app: App) -> None:
+    """Each portal's completed runs in the last history_days (count, p50 / p95 / p99 and
+    longest duration), its learned threshold and the threshold in effect now, with its source
+    (default, config or learned). Read-only."""
+    if app.age_hours is not None:
+        raise UsageProblem(
+            "thresholds shows the thresholds in effect without a request; --age-hours does not "
+            "apply"
+        )
+    rows = app.service.thresholds()
+    if app.as_json:
+        app.emit_json([row.to_dict() for row in rows])
+        return
+    settings = app.settings
+    table = Table(
+        title=(
+            f"Thresholds (completed runs of the last {settings.history_days} days; learned "
+            f"with at least {settings.min_history_runs}; adaptive_thresholds "
+            f"{'on' if settings.adaptive_thresholds else 'off'})"
+        ),
+        title_justify="left",
+    )
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("portal", "left"),
+        ("completed", "right"),
+        ("p50 min", "right"),
+        ("p95 min", "right"),
+        ("p99 min", "right"),
+        ("longest min", "right"),
+        ("learned h", "right"),
+        ("threshold h", "right"),
+        ("source", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
+    for row in rows:
+        data = row.to_dict()
+        table.add_row(
+            _shown(row.portal_name),
+            str(data["completed_runs"]),
+            *(_number_cell(data[key]) for key in _STAT_KEYS),
+            _number_cell(data["learned_threshold_hours"]),
+            _number_cell(data["threshold_hours"]),
+            data["source"] + ("" if row.adaptive else " (adaptive off)"),
+        )
+    app.out.print(table)
+    if not rows:
+        app.out.print("No runs stored yet.")
+
+
+_STAT_KEYS = ("p50_minutes", "p95_minutes", "p99_minutes", "longest_minutes")
+
+
+def _number_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _clean(app: App, run_ids: list[int]) -> CleanupResult:

@@ -27,7 +27,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cleanup_core.checkpoints import portal_slug
+from cleanup_core.durations import PortalStats
 from cleanup_core.errors import ConfigError
+from cleanup_core.vocabulary import ThresholdSource
 
 ENV_PREFIX = "CLEANUP_"
 CONFIG_ENV = "CLEANUP_CONFIG"
@@ -132,6 +134,20 @@ def validate_threshold_hours(value: object, name: str = "age_threshold_hours") -
         return _hours(value)
     except ValueError as exc:
         raise ValueError(f"{name} {exc}, got {value!r}") from None
+
+
+def _factor(value: object) -> float:
+    """How many times a duration: a finite number from 1 to 1000."""
+    wanted = "must be a number from 1 to 1000"
+    if isinstance(value, bool):
+        raise ValueError(wanted)
+    try:
+        number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(wanted) from None
+    if not math.isfinite(number) or not 1 <= number <= 1000:
+        raise ValueError(wanted)
+    return number
 
 
 def _boolean(value: object) -> bool:
@@ -292,6 +308,7 @@ class PortalOverride:
     auto_resume: bool | None = None
     max_resume_attempts: int | None = None
     resume_backoff_minutes: float | None = None
+    adaptive_thresholds: bool | None = None  # None: the global setting
 
 
 _PORTAL_PARSERS: dict[str, Callable[[object], Any]] = {
@@ -304,6 +321,13 @@ _PORTAL_PARSERS: dict[str, Callable[[object], Any]] = {
     "auto_resume": _boolean,
     "max_resume_attempts": _whole("attempts", 1, 1000),
     "resume_backoff_minutes": _positive("minutes"),
+    "adaptive_thresholds": _boolean,
+}
+
+_SOURCE_LABELS: dict[str, str] = {
+    ThresholdSource.REQUESTED: "requested",
+    ThresholdSource.CONFIG: "config for this portal",
+    ThresholdSource.DEFAULT: "default",
 }
 
 
@@ -314,13 +338,30 @@ class Policy:
     age_threshold: timedelta
     heartbeat_timeout: timedelta
     exclude_from_cleanup: bool = False
-    threshold_source: str = "default"
+    threshold_source: str = ThresholdSource.DEFAULT  # a ThresholdSource
+    # The portal's completed runs, when they were read (adaptive_thresholds on for it).
+    history: PortalStats | None = None
+    # A running run older than this is overdue (p99 x overdue_factor, with enough history).
+    overdue_after: timedelta | None = None
     # After this many automatic resume launches without the run finishing, it needs a person.
     max_resume_attempts: int = 3
 
     @property
     def age_threshold_hours(self) -> float:
         return self.age_threshold.total_seconds() / 3600
+
+    @property
+    def threshold_text(self) -> str:
+        """The threshold and where it came from, for a verdict's reasons: ``threshold 2.9 h
+        learned from 41 completed runs, longest 1.6 h``, ``threshold 24 h (default)``."""
+        hours = self.age_threshold_hours
+        if self.threshold_source == ThresholdSource.LEARNED and self.history is not None:
+            return (
+                f"threshold {hours:.1f} h learned from {self.history.completed_runs} completed "
+                f"runs, longest {self.history.longest_hours:.1f} h"
+            )
+        label = _SOURCE_LABELS.get(self.threshold_source, self.threshold_source)
+        return f"threshold {hours:g} h ({label})"
 
 
 @dataclass(frozen=True)
@@ -343,6 +384,11 @@ class Settings:
     monitor_interval_minutes: float = 30.0
     monitor_reminder_hours: float = 24.0
     stall_after_minutes: float = 120.0
+    adaptive_thresholds: bool = False
+    history_days: int = 90
+    min_history_runs: int = 20
+    learned_threshold_floor_hours: float = 2.0
+    overdue_factor: float = 3.0
     monitor_auto_clean: bool = False
     auto_resume: bool = False
     max_resume_attempts: int = 3
@@ -461,24 +507,62 @@ class Settings:
         """The portal's own policy; names match loosely ("Assam Tenders" = "assam_tenders")."""
         return self._portals_by_slug.get(portal_slug(portal_name or ""), PortalOverride())
 
+    def adaptive_for(self, portal_name: str | None) -> bool:
+        """Whether ``portal_name``'s threshold may be learned from its history (its own
+        ``adaptive_thresholds``, else the global one)."""
+        own = self.portal_override(portal_name).adaptive_thresholds
+        return self.adaptive_thresholds if own is None else own
+
+    @property
+    def reads_history(self) -> bool:
+        """Whether any portal learns from its history, so a scan reads the statistics."""
+        return self.adaptive_thresholds or any(
+            override.adaptive_thresholds for override in self.portals.values()
+        )
+
+    def learned_threshold_hours(self, history: PortalStats | None) -> float | None:
+        """The threshold ``history`` justifies (``None`` without enough completed runs)."""
+        if history is None:
+            return None
+        return history.learned_threshold_hours(
+            min_runs=self.min_history_runs, floor_hours=self.learned_threshold_floor_hours
+        )
+
     def policy_for(
-        self, portal_name: str | None, age_threshold_hours: float | None = None
+        self,
+        portal_name: str | None,
+        age_threshold_hours: float | None = None,
+        history: PortalStats | None = None,
     ) -> Policy:
-        """The policy for ``portal_name``: its own settings win, then ``age_threshold_hours``
-        (e.g. a command-line flag), then the global defaults."""
+        """The policy for ``portal_name``. Its age threshold: ``age_threshold_hours`` (the
+        request: a command-line flag or the dashboard's box), else the portal's own
+        ``age_threshold_hours``, else the one learned from ``history`` (its completed runs,
+        when ``adaptive_thresholds`` is on for it and there are enough), else the global
+        default."""
         override = self.portal_override(portal_name)
-        if override.age_threshold_hours is not None:
-            hours, source = override.age_threshold_hours, "portal policy"
-        elif age_threshold_hours is not None:
-            hours, source = validate_threshold_hours(age_threshold_hours), "requested"
+        adaptive = history is not None and self.adaptive_for(portal_name)
+        learned = self.learned_threshold_hours(history) if adaptive else None
+        source: ThresholdSource
+        if age_threshold_hours is not None:
+            hours = validate_threshold_hours(age_threshold_hours)
+            source = ThresholdSource.REQUESTED
+        elif override.age_threshold_hours is not None:
+            hours, source = override.age_threshold_hours, ThresholdSource.CONFIG
+        elif learned is not None:
+            hours, source = learned, ThresholdSource.LEARNED
         else:
-            hours, source = self.age_threshold_hours, "default"
+            hours, source = self.age_threshold_hours, ThresholdSource.DEFAULT
         heartbeat = override.heartbeat_timeout_minutes or self.heartbeat_timeout_minutes
+        overdue = None
+        if learned is not None and history is not None:
+            overdue = history.p99 * self.overdue_factor
         return Policy(
             age_threshold=timedelta(hours=hours),
             heartbeat_timeout=timedelta(minutes=heartbeat),
             exclude_from_cleanup=override.exclude_from_cleanup,
             threshold_source=source,
+            history=history if adaptive else None,
+            overdue_after=overdue,
             max_resume_attempts=self.max_resume_attempts_for(portal_name or ""),
         )
 
@@ -556,6 +640,11 @@ _SETTING_PARSERS: dict[str, Callable[[object], Any]] = {
     "monitor_interval_minutes": _positive("minutes"),
     "monitor_reminder_hours": _positive("hours"),
     "stall_after_minutes": _positive("minutes"),
+    "adaptive_thresholds": _boolean,
+    "history_days": _whole("days", 1, 3650),
+    "min_history_runs": _whole("completed runs", 1, 1_000_000),
+    "learned_threshold_floor_hours": _hours,
+    "overdue_factor": _factor,
     "monitor_auto_clean": _boolean,
     "auto_resume": _boolean,
     "max_resume_attempts": _whole("attempts", 1, 1000),

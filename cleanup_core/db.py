@@ -107,7 +107,8 @@ _INIT_FORCE = "`python -m cleanup_core init --force`"
 # never inherits it) and demo_runs; 5: launches (the scraper processes the tool started),
 # ix_run_events_created and ix_run_events_portal_created (History ordered by time), and
 # run_checkpoints (each tracked run's checkpoint in the database, so a resume on any host
-# continues from its cursor).
+# continues from its cursor), and ix_runs_status_completed and ix_runs_portal_completed (the
+# completed runs that learned thresholds read; issue 15).
 SCHEMA_VERSION = 5
 
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics: running runs by judged state per portal, the oldest running run's age, the
-monitor's last cycle and the audit trail's events by action.
+"""Prometheus metrics: running runs by judged state per portal, the overdue ones, the oldest running
+run's age, the monitor's last cycle and the audit trail's events by action.
 
 A ``prometheus_client`` collector computes every value when it is scraped (one scan through the
 service, the same judgement as ``scan``), so nothing goes stale between scrapes and no timer
@@ -60,16 +60,26 @@ def fleet_metrics(reading: FleetReading, *, monitor_interval_seconds: float) -> 
         "Age of the portal's oldest running run (runs whose start time can be read).",
         labels=["portal"],
     )
+    overdue = GaugeMetricFamily(
+        "cleanup_runs_overdue",
+        "Alive or young running runs older than their portal's p99 x overdue_factor; known "
+        "where adaptive_thresholds is on for the portal.",
+        labels=["portal"],
+    )
     states: dict[str, Counter[RunState]] = {}
     ages: dict[str, float] = {}
+    overdue_counts: Counter[str] = Counter()
     for verdict in reading.summary.verdicts:
         portal = verdict.portal_name or ""
         states.setdefault(portal, Counter())[verdict.state] += 1
+        if verdict.overdue:
+            overdue_counts[portal] += 1
         if verdict.age_hours is not None:
             ages[portal] = max(ages.get(portal, verdict.age_hours), verdict.age_hours)
     for portal in sorted(states):
         for state in RunState:
             runs.add_metric([portal, state.value], states[portal][state])
+        overdue.add_metric([portal], overdue_counts[portal])
         if portal in ages:
             oldest.add_metric([portal], ages[portal] * 3600)
     events = CounterMetricFamily(
@@ -99,7 +109,7 @@ def fleet_metrics(reading: FleetReading, *, monitor_interval_seconds: float) -> 
         "The configured time between monitor cycles (monitor_interval_minutes).",
         value=monitor_interval_seconds,
     )
-    return [runs, oldest, events, last_started, last_ok, interval]
+    return [runs, overdue, oldest, events, last_started, last_ok, interval]
 
 
 class FleetCollector:

@@ -86,6 +86,9 @@ class Run(SQLModel, table=True):
     __table_args__ = (
         Index("ix_runs_portal_id", "portal_name", "id"),
         Index("ix_runs_status", "status"),
+        # The completed runs of the last history_days (learned thresholds, issue 15).
+        Index("ix_runs_status_completed", "status", "completed_at"),
+        Index("ix_runs_portal_completed", "status", "portal_name", "completed_at"),
         {"extend_existing": True},
     )
 

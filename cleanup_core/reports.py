@@ -23,6 +23,7 @@ from cleanup_core.service import (
     AuditEvent,
     CleanupService,
     LaunchView,
+    PortalThreshold,
     StuckRunSummary,
     decide_portal,
     shared_checkpoints,
@@ -199,6 +200,7 @@ class RunRow:
     skipped: str
     heartbeat: str
     worker_id: str
+    overdue: bool = False  # running longer than its portal's p99 x overdue_factor
 
 
 @dataclass
@@ -219,7 +221,7 @@ def _counter_text(value: object) -> str:
     return counter_text(recorded(value), counter_value(value))
 
 
-def _run_row(run: RunFacts, state: str, fmt: Formatter) -> RunRow:
+def _run_row(run: RunFacts, state: str, fmt: Formatter, overdue: bool = False) -> RunRow:
     return RunRow(
         id=run.id,
         portal_name=safe_text(_text(run.portal_name)),
@@ -231,6 +233,7 @@ def _run_row(run: RunFacts, state: str, fmt: Formatter) -> RunRow:
         skipped=_counter_text(run.skipped_existing_total),
         heartbeat=fmt.ago(run.last_heartbeat_at) or NEVER,
         worker_id=safe_text(_text(run.worker_id)),
+        overdue=overdue,
     )
 
 
@@ -277,7 +280,10 @@ def runs_page(
     )
     fmt = Formatter(service, found.checked_at)
     return RunsPage(
-        rows=[_run_row(r, _state(found.states.get(r.id)), fmt) for r in found.runs],
+        rows=[
+            _run_row(r, _state(found.states.get(r.id)), fmt, r.id in found.overdue)
+            for r in found.runs
+        ],
         total=found.total,
         page=page,
         page_size=page_size,
@@ -489,7 +495,12 @@ def run_detail(
     launch = service.latest_launch(run_id=run_id, now=found.checked_at)
     return RunDetail(
         launch=launch_row(launch, fmt),
-        run=_run_row(run, verdict.state.value if verdict else "", fmt),
+        run=_run_row(
+            run,
+            verdict.state.value if verdict else "",
+            fmt,
+            overdue=verdict is not None and verdict.overdue,
+        ),
         attempt=_counter_text(run.attempt),
         last_progress=fmt.ago(run.last_progress_at) or NEVER,
         checkpoint=safe_text(checkpoint_text(found.checkpoint)),
@@ -527,6 +538,9 @@ class PortalRow:
     launch_text: str = ""
     launch_note: str = ""
     launch_log: list[str] = field(default_factory=list)
+    typical_duration: str = ""  # p50 / p99 of its completed runs, and how many (issue 15)
+    threshold: str = ""  # the age threshold in effect now
+    threshold_source: str = ""  # default, config or learned
 
 
 def portal_rows(
@@ -553,12 +567,14 @@ def portal_rows(
     launches = service.latest_launches_by_portal(
         [_text(last.portal_name) for last in latest], now=summary.checked_at
     )
+    thresholds = {row.portal_name: row for row in service.thresholds(now=summary.checked_at)}
     rows = []
     for last in latest:
         name = _text(last.portal_name)
         check = decide_portal(name, running.get(name, []), summary.checked_at)
         commands = service.launch_commands(name)
         launch = launch_row(launches.get(name), fmt)
+        threshold = thresholds.get(name)
         rows.append(
             PortalRow(
                 portal=name,
@@ -579,6 +595,9 @@ def portal_rows(
                 launch_text=launch.summary,
                 launch_note=launch.note,
                 launch_log=launch.log,
+                typical_duration=_typical_text(threshold),
+                threshold="" if threshold is None else f"{threshold.threshold_hours:.3g} h",
+                threshold_source="" if threshold is None else threshold.source.value,
             )
         )
     return sorted(rows, key=lambda r: r.portal.lower())
@@ -593,6 +612,17 @@ def _waits_for_attention(action: Action, verdicts: list[Verdict]) -> bool:
         and RunState.ATTENTION in states
         and not states & {RunState.ALIVE, RunState.YOUNG}
     )
+
+
+def _typical_text(threshold: PortalThreshold | None) -> str:
+    """``p50 12 min / p99 40 min (41 runs)``: how long the portal's completed runs took."""
+    stats = threshold.stats if threshold is not None else None
+    if stats is None:
+        return "no completed runs"
+    p50 = duration(timedelta(seconds=stats.p50_seconds))
+    p99 = duration(timedelta(seconds=stats.p99_seconds))
+    noun = "run" if stats.completed_runs == 1 else "runs"
+    return f"p50 {p50} / p99 {p99} ({stats.completed_runs} {noun})"
 
 
 def _shared_text(name: str, names: tuple[str, ...]) -> str:

@@ -33,6 +33,15 @@ class RunState(StrEnum):
 FINISHED = "finished"
 
 
+class ThresholdSource(StrEnum):
+    """Where a run's age threshold came from, strongest first (``Settings.policy_for``)."""
+
+    REQUESTED = "requested"  # the --age-hours flag or the dashboard's threshold box
+    CONFIG = "config"  # the portal's own age_threshold_hours in the config file
+    LEARNED = "learned"  # from the portal's completed runs (adaptive_thresholds)
+    DEFAULT = "default"  # the global age_threshold_hours
+
+
 class Action(StrEnum):
     """What the pre-scrape check tells a scraper to do."""
 
@@ -123,6 +132,9 @@ class Rule(StrEnum):
     OLD = "old"
     PORTAL_EXCLUDED = "portal_excluded"
     RESUME_ATTEMPTS_EXHAUSTED = "resume_attempts_exhausted"
+    # Not a verdict's reason but a flag beside it: running longer than the portal's p99 times
+    # overdue_factor (judged only where the portal's completed runs are read: issue 15).
+    OVERDUE = "overdue"
 
 
 class ProblemKind(StrEnum):
@@ -130,6 +142,7 @@ class ProblemKind(StrEnum):
 
     DEAD = "dead"
     STALLED = "stalled"
+    OVERDUE = "overdue"  # running far longer than the portal's completed runs ever took
     ATTENTION = "attention"
     RESUMABLE = "resumable"
 

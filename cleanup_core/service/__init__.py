@@ -31,6 +31,7 @@ from cleanup_core.service.history import HistoryPage, RevertResult
 from cleanup_core.service.judging import (
     PortalBusyError,
     PortalCheck,
+    PortalThreshold,
     StuckRunSummary,
     decide_portal,
     match_portal,
@@ -68,6 +69,7 @@ __all__ = [
     "PlannedRun",
     "PortalBusyError",
     "PortalCheck",
+    "PortalThreshold",
     "Problem",
     "RevertResult",
     "RunData",

@@ -8,7 +8,7 @@ runs before every scrape cheap.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,12 +24,14 @@ from cleanup_core.checkpoints import (
 )
 from cleanup_core.classify import Verdict, classify
 from cleanup_core.config import Policy
+from cleanup_core.durations import PortalStats
 from cleanup_core.errors import CleanupError
 from cleanup_core.records import RunFacts
 from cleanup_core.service.base import ServiceBase
 from cleanup_core.stalls import judge_stall
 from cleanup_core.storage import checkpoints, launches, runs, tenders
-from cleanup_core.vocabulary import Action, RunState
+from cleanup_core.timestamps import parse_timestamp
+from cleanup_core.vocabulary import Action, RunState, ThresholdSource
 
 TENDERS_NOT_LINKED = (
     "note: stored tenders are not progress evidence here: the tenders table has no run_id "
@@ -266,6 +268,63 @@ def _with_auto_resumes(conn: Connection, facts: Sequence[RunFacts]) -> Sequence[
     ]
 
 
+@dataclass(frozen=True)
+class PortalThreshold:
+    """One portal's statistics of completed runs and the threshold in effect for it now."""
+
+    portal_name: str
+    stats: PortalStats | None  # None: no completed run in the window
+    learned_threshold_hours: float | None  # None: not enough history
+    threshold_hours: float
+    source: ThresholdSource
+    adaptive: bool  # adaptive_thresholds is on for the portal
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = self.stats.to_dict() if self.stats else {}
+        return {
+            "portal": self.portal_name,
+            "completed_runs": stats.get("completed_runs", 0),
+            "p50_minutes": stats.get("p50_minutes"),
+            "p95_minutes": stats.get("p95_minutes"),
+            "p99_minutes": stats.get("p99_minutes"),
+            "longest_minutes": stats.get("longest_minutes"),
+            "learned_threshold_hours": _round2(self.learned_threshold_hours),
+            "threshold_hours": _round2(self.threshold_hours),
+            "source": self.source.value,
+        }
+
+
+def _round2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def durations_by_portal(
+    rows: Iterable[tuple[object, object, object]], tz: Any, since: datetime, now: datetime
+) -> dict[str, PortalStats]:
+    """Per-portal statistics of completed runs from raw (portal, started_at, completed_at)
+    rows. A value that cannot be read, a run that ended before it started, one that ended
+    outside the window or a portal name that is not text is skipped, never an error."""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for portal, started_raw, completed_raw in rows:
+        if not isinstance(portal, str):
+            continue
+        try:
+            started = parse_timestamp(started_raw, tz)
+            completed = parse_timestamp(completed_raw, tz)
+        except ValueError:
+            continue
+        if started is None or completed is None or not since <= completed <= now:
+            continue
+        taken = (completed - started).total_seconds()
+        if taken > 0:
+            seconds[portal].append(taken)
+    return {
+        portal: stats
+        for portal, values in seconds.items()
+        if (stats := PortalStats.of(portal, values)) is not None
+    }
+
+
 class Judging(ServiceBase):
     """Scan and check: read the running runs, judge them, never change anything."""
 
@@ -346,17 +405,67 @@ class Judging(ServiceBase):
             return name, []
         return name, runs.running_facts(conn, portal_name=name.stored, lock=lock)
 
+    def thresholds(self, *, now: datetime | None = None) -> list[PortalThreshold]:
+        """Every stored portal's statistics of completed runs (in the last ``history_days``),
+        its learned threshold and the threshold in effect now, by portal name. Read-only."""
+        settings = self.settings
+        with self.db.read() as conn:
+            now = self._now(conn, now)
+            history = self._read_history(conn, now)
+            names = {name for name in runs.portal_names(conn) if isinstance(name, str)}
+        rows = []
+        for name in sorted(names | set(history), key=lambda n: (n.lower(), n)):
+            stats = history.get(name)
+            policy = settings.policy_for(name, None, stats)
+            rows.append(
+                PortalThreshold(
+                    portal_name=name,
+                    stats=stats,
+                    learned_threshold_hours=settings.learned_threshold_hours(stats),
+                    threshold_hours=policy.age_threshold_hours,
+                    source=ThresholdSource(policy.threshold_source),
+                    adaptive=settings.adaptive_for(name),
+                )
+            )
+        return rows
+
+    def _read_history(
+        self, conn: Connection, now: datetime, portal_name: str | None = None
+    ) -> dict[str, PortalStats]:
+        """The statistics of the runs completed in the last ``history_days`` (one portal's
+        when named), computed once per scan or check."""
+        since = now - timedelta(days=self.settings.history_days)
+        rows = runs.completed_in_window(conn, since, portal_name)
+        return durations_by_portal(rows, self.settings.timezone, since, now)
+
+    def _history_for(
+        self, conn: Connection, facts: Sequence[RunFacts], now: datetime
+    ) -> Mapping[str, PortalStats]:
+        """The statistics the portals of ``facts`` need: none unless some portal learns its
+        threshold (``adaptive_thresholds``); one portal's when all runs are of one portal."""
+        if not facts or not self.settings.reads_history:
+            return {}
+        names = {run.portal_name for run in facts}
+        if len(names) == 1:
+            (name,) = names
+            if not isinstance(name, str) or not self.settings.adaptive_for(name):
+                return {}
+            return self._read_history(conn, now, name)
+        return self._read_history(conn, now)
+
     def _judge(
         self,
         conn: Connection,
         facts: Sequence[RunFacts],
         now: datetime,
         age_threshold_hours: float | None,
+        history: Mapping[str, PortalStats] | None = None,
     ) -> list[Verdict]:
         """Classify running runs, reading each portal's policy and checkpoint file once. A run's
         checkpoint in the database, where its tracked worker wrote one, is read first; the file
         is the evidence for runs without one (legacy, file-only scrapers)."""
         tz = self.settings.timezone
+        history = history or {}
         contexts: dict[object, tuple[str | None, Policy, CheckpointInfo]] = {}
         stored = checkpoints.run_checkpoints(conn, [run.id for run in facts])
         verdicts = []
@@ -364,7 +473,7 @@ class Judging(ServiceBase):
             context = contexts.get(run.portal_name)
             if context is None:
                 context = contexts[run.portal_name] = self._portal_context(
-                    run.portal_name, age_threshold_hours
+                    run.portal_name, age_threshold_hours, history
                 )
             renamed, policy, checkpoint = context
             if renamed is not None:
@@ -386,8 +495,10 @@ class Judging(ServiceBase):
         (one indexed query, so a scan stays cheap) and judge those again with them: tenders in
         the database are progress. Returns the verdicts and notes for the operator (stored
         tenders could not be counted)."""
+        history = self._history_for(conn, facts, now)
         verdicts = self._with_stalls(
-            self._judge(conn, _with_auto_resumes(conn, facts), now, age_threshold_hours), now
+            self._judge(conn, _with_auto_resumes(conn, facts), now, age_threshold_hours, history),
+            now,
         )
         candidates = [i for i, v in enumerate(verdicts) if v.state is RunState.DEAD]
         if not candidates:
@@ -418,7 +529,10 @@ class Judging(ServiceBase):
         return verdicts
 
     def _portal_context(
-        self, name: object, age_threshold_hours: float | None
+        self,
+        name: object,
+        age_threshold_hours: float | None,
+        history: Mapping[str, PortalStats],
     ) -> tuple[str | None, Policy, CheckpointInfo]:
         """The policy and checkpoint for a stored portal name. A legacy SQLite row whose portal
         name is a BLOB or a number is judged under a text form of it (so messages, the audit
@@ -430,7 +544,8 @@ class Judging(ServiceBase):
             checkpoint = inspect_checkpoint(
                 settings.checkpoint_dir, portal, max_bytes=settings.max_checkpoint_bytes
             )
-            return None, settings.policy_for(portal, age_threshold_hours), checkpoint
+            policy = settings.policy_for(portal, age_threshold_hours, history.get(portal))
+            return None, policy, checkpoint
         text = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
         unreadable = CheckpointInfo(
             None,

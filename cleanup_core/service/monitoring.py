@@ -27,6 +27,7 @@ KINDS = tuple(ProblemKind)
 _LABELS: dict[str, str] = {
     ProblemKind.DEAD: "DEAD",
     ProblemKind.STALLED: "STALLED",
+    ProblemKind.OVERDUE: "OVERDUE",
     ProblemKind.ATTENTION: "NEEDS ATTENTION",
     ProblemKind.RESUMABLE: "RESUMABLE",
 }

@@ -27,6 +27,7 @@ class RunsPageData:
     total: int
     states: dict[int, RunState]
     checked_at: datetime
+    overdue: frozenset[int] = frozenset()  # running runs past their portal's p99 x factor
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class Reads(Judging, Auditing):
             )
             running = [run for run in found if run.is_running]
             verdicts, _ = self._judge_with_tenders(conn, running, now, None)
-        return RunsPageData(found, total, {v.run_id: v.state for v in verdicts}, now)
+        overdue = frozenset(v.run_id for v in verdicts if v.overdue)
+        return RunsPageData(found, total, {v.run_id: v.state for v in verdicts}, now, overdue)
 
     def read_run(self, run_id: int, *, now: datetime | None = None) -> RunData | None:
         """Everything about one run, or ``None`` if it does not exist."""

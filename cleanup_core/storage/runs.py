@@ -240,6 +240,33 @@ def latest_runs_by_portal(conn: Connection) -> list[RunFacts]:
     return _facts(conn.execute(stmt))
 
 
+def completed_in_window_query(since: datetime, portal_name: str | None = None) -> Select[Any]:
+    """The portal name, start and end of every run completed since ``since`` (of one portal
+    when named): what the statistics of run durations are computed from. Served by
+    ``ix_runs_status_completed`` (``ix_runs_portal_completed`` for one portal), so its cost
+    follows the runs in the window, not the size of the table."""
+    stmt = select(RUNS.c.portal_name, RUNS.c.started_at, RUNS.c.completed_at).where(
+        RUNS.c.status == RunStatus.COMPLETED, RUNS.c.completed_at >= since
+    )
+    if portal_name is not None:
+        stmt = stmt.where(RUNS.c.portal_name == portal_name)
+    return stmt
+
+
+def completed_in_window(
+    conn: Connection, since: datetime, portal_name: str | None = None
+) -> list[tuple[object, object, object]]:
+    """(portal name, started_at, completed_at) of the runs completed since ``since``, raw as
+    stored (``timestamps.parse_timestamp`` reads them; odd ones are the caller's to skip). A
+    legacy text ``completed_at`` in another shape than the tool's may compare oddly with
+    ``since``: the caller checks the window again after reading each value."""
+    result = conn.execute(completed_in_window_query(since, portal_name))
+    try:
+        return [tuple(row) for row in result.cursor.fetchall()]
+    finally:
+        result.close()
+
+
 def portal_names(conn: Connection) -> list[object]:
     """Every portal name stored in ``runs``, once each (a legacy row's may be a number or a
     BLOB; NULL is left out)."""

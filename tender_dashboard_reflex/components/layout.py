@@ -234,6 +234,21 @@ def state_badge(state: rx.Var[str]) -> rx.Component:
     )
 
 
+def overdue_badge(overdue: rx.Var[bool], **props: Any) -> rx.Component:
+    """Beside a running run's state: it runs longer than its portal's p99 x overdue_factor."""
+    return rx.cond(
+        overdue,
+        rx.badge(
+            "overdue",
+            color_scheme="orange",
+            variant="outline",
+            title="Running longer than overdue_factor x the p99 of its portal's completed runs",
+            **props,
+        ),
+        rx.fragment(),
+    )
+
+
 def status_badge(status: rx.Var[str]) -> rx.Component:
     return rx.match(
         status,

@@ -24,7 +24,17 @@ from tender_dashboard_reflex.state.auth import AuthState
 from tender_dashboard_reflex.state.portals import PortalsState
 
 VERDICT_COLOURS = {"start": "grass", "resume": "amber", "cleanup": "red", "wait": "blue"}
-COLUMNS = ("Portal", "Last run", "Status", "Started", "Running", "Verdict", "Reason")
+COLUMNS = (
+    "Portal",
+    "Last run",
+    "Status",
+    "Started",
+    "Running",
+    "Typical run",
+    "Threshold",
+    "Verdict",
+    "Reason",
+)
 
 
 def action_button(row: ObjectVar[PortalRow]) -> rx.Component:
@@ -132,6 +142,16 @@ def portal_row(row: ObjectVar[PortalRow]) -> rx.Component:
         rx.table.cell(status_badge(row.last_status)),
         rx.table.cell(row.last_started_at, white_space="nowrap"),
         rx.table.cell(row.running),
+        rx.table.cell(
+            rx.text(row.typical_duration, size="1"),
+            min_width="9em",
+            id="portal-typical-" + row.last_run_id.to_string(),
+        ),
+        rx.table.cell(
+            rx.text(row.threshold, white_space="nowrap"),
+            rx.text(row.threshold_source, size="1", color_scheme="gray"),
+            id="portal-threshold-" + row.last_run_id.to_string(),
+        ),
         rx.table.cell(verdict_badge(row)),
         rx.table.cell(
             rx.text(

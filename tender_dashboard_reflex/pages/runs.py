@@ -22,6 +22,7 @@ from tender_dashboard_reflex.components.layout import (
     headers,
     heartbeat_text,
     labelled,
+    overdue_badge,
     page,
     page_buttons,
     state_badge,
@@ -83,7 +84,14 @@ def run_row(row: ObjectVar[RunRow]) -> rx.Component:
         rx.table.cell(run_link(row.id)),
         rx.table.cell(clipped(row.portal_name, id="run-portal-" + row.id.to_string())),
         rx.table.cell(status_badge(row.status)),
-        rx.table.cell(state_badge(row.state)),
+        rx.table.cell(
+            rx.hstack(
+                state_badge(row.state),
+                overdue_badge(row.overdue, id="run-overdue-" + row.id.to_string()),
+                spacing="1",
+                wrap="wrap",
+            )
+        ),
         rx.table.cell(row.started_at, white_space="nowrap"),
         rx.table.cell(row.completed_at, white_space="nowrap"),
         rx.table.cell(counter(row.extracted)),
@@ -321,6 +329,7 @@ def run_detail_page() -> rx.Component:
                                 rx.hstack(
                                     status_badge(run.status),
                                     state_badge(run.state),
+                                    overdue_badge(run.overdue, id="detail-overdue"),
                                     id="detail-status",
                                 )
                             ),

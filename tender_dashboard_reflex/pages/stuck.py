@@ -97,7 +97,19 @@ def run_cells(row: ObjectVar[StuckRow]) -> list[rx.Component]:
         rx.table.cell(rx.link(row.id, href=routes.RUN + "?id=" + row.id.to_string())),
         rx.table.cell(clipped(row.portal, "12em", id="stuck-portal-" + row.id.to_string())),
         rx.table.cell(state_badge(row.state)),
-        rx.table.cell(row.age, white_space="nowrap"),
+        rx.table.cell(
+            rx.text(row.age, white_space="nowrap"),
+            rx.cond(
+                StuckState.thresholds_differ,
+                rx.text(
+                    row.threshold,
+                    size="1",
+                    color_scheme="gray",
+                    white_space="nowrap",
+                    id="stuck-threshold-" + row.id.to_string(),
+                ),
+            ),
+        ),
         rx.table.cell(counter(row.extracted)),
         rx.table.cell(counter(row.skipped)),
         rx.table.cell(row.checkpoint),

@@ -37,6 +37,7 @@ class StuckRow:
     heartbeat: str
     reasons: str
     resume_command_set: bool = True  # its portal has a resume_command: Resume can work
+    threshold: str = ""  # the age threshold this run was judged by, and its source
 
 
 def stuck_row(verdict: Verdict, resume_command_set: bool = True) -> StuckRow:
@@ -61,6 +62,10 @@ def stuck_row(verdict: Verdict, resume_command_set: bool = True) -> StuckRow:
         checkpoint=checkpoint,
         heartbeat=heartbeat,
         reasons=safe_text(verdict.summary),
+        threshold=(
+            f"threshold {verdict.policy.age_threshold_hours:.3g} h "
+            f"({verdict.policy.threshold_source})"
+        ),
         resume_command_set=resume_command_set,
     )
 
@@ -83,6 +88,8 @@ class StuckState(AuthState):
     dead_total: rx.Field[int] = rx.field(0)
     attention_total: rx.Field[int] = rx.field(0)
     loaded: rx.Field[bool] = rx.field(False)
+    # The runs shown were judged by different thresholds (learned, per portal): show each.
+    thresholds_differ: rx.Field[bool] = rx.field(False)
     auto_refresh: rx.Field[bool] = rx.field(True)
 
     clean_dialog_open: rx.Field[bool] = rx.field(False)
@@ -147,6 +154,8 @@ class StuckState(AuthState):
         self.attention = self._rows(attention, commands)
         self.dead_total, self.resumable_total = len(dead), len(resumable)
         self.attention_total = len(attention)
+        shown = (*self.dead, *self.resumable, *self.attention)
+        self.thresholds_differ = len({row.threshold for row in shown}) > 1
         self.loaded = True
         if self._result_ids and {v.run_id for v in summary.verdicts} & set(self._result_ids):
             self._clear_result()  # a run it cleaned runs again (reverted): it is out of date

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 
 from cleanup_core.models import CLEANED, COMPLETED, RUNNING, Run, RunCheckpoint
 from tests.browser.conftest import ADMIN, PASSWORD, App, LiveRuns
+from tests.helpers.live_fleet import hours_ago
 
 pytestmark = pytest.mark.browser
 
@@ -465,6 +466,31 @@ def test_portal_actions(admin_page: Page, app: App, fleet: dict) -> None:
     assert app.status(fleet["dead"]) == CLEANED
     assert [e.actor for e in app.events(fleet["dead"], "cleanup")] == [ACTOR]
     expect(page.locator(f"#portal-start-{fleet['completed']}")).to_be_visible()
+
+
+def test_portals_show_each_portals_typical_run_and_threshold(
+    admin_page: Page, runs: LiveRuns, fleet: dict
+) -> None:
+    """Issue 15: p50 / p99 of the portal's completed runs and the threshold in effect, with its
+    source (adaptive_thresholds is off here: the default applies, the figures still show)."""
+    newest = 0
+    for i in range(25):
+        end = hours_ago(2 + i * 6)
+        newest = runs.add(
+            "Goa Tenders",
+            status=COMPLETED,
+            started_at=end - timedelta(minutes=40),
+            completed_at=end,
+            extracted_total_tenders=4,
+        )
+    page = admin_page
+    page.goto("/portals")  # a portal's row is its newest run's (the highest id)
+    expect(page.locator(f"#portal-typical-{newest}")).to_have_text(
+        "p50 40 min / p99 40 min (25 runs)"
+    )
+    expect(page.locator(f"#portal-threshold-{newest}")).to_contain_text("24 h")
+    expect(page.locator(f"#portal-threshold-{newest}")).to_contain_text("default")
+    expect(page.locator(f"#portal-typical-{fleet['young']}")).to_have_text("no completed runs")
 
 
 # -- how every page looks ----------------------------------------------------------------------

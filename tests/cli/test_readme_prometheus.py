@@ -129,7 +129,7 @@ def test_the_prometheus_config_passes_promtool(tmp_path):
     path.write_text(config)
     checked = promtool("check", "config", str(path))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "SUCCESS: 6 rules found" in checked.stdout
 
 
 def test_the_rules_unit_test_command_runs_as_written():

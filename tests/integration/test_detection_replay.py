@@ -107,3 +107,36 @@ def test_the_figures_of_a_replay_split_by_portal_kind(settings):
         "false_positives": 1,
     }
     assert row["false_positives"] == 1
+
+
+def with_history() -> FleetHistory:
+    """``crafted`` after 25 completed runs of each portal: Goa's take 30 min, Bihar's 30 h."""
+    earlier = [(-2 - 31.0 * (25 - i), "Bihar eProcurement", 30.0) for i in range(25)]
+    earlier += [(-6.0 * (25 - i), "Goa Tenders", 0.5) for i in range(25)]
+    earlier.sort()
+    runs = [
+        run(i, portal, starts=starts, ends=starts + hours)
+        for i, (starts, portal, hours) in enumerate(earlier, start=1)
+    ]
+    base = len(runs)
+    window = crafted().runs
+    runs += [r.__class__(**{**r.__dict__, "id": r.id + base}) for r in window]
+    runs.sort(key=lambda r: r.started_at)
+    return FleetHistory(
+        crafted().portals, runs, START - timedelta(days=34), START, START + timedelta(days=2), 0
+    )
+
+
+def test_adaptive_thresholds_find_a_fast_portals_crash_in_hours_and_spare_the_slow_one(settings):
+    # (the static 24 h replay of the same window: see the tests above)
+    history = with_history()
+    base = 50
+    adaptive = detection.replay(history, settings.with_overrides(adaptive_thresholds=True))
+    # Goa's learned threshold is the 2 h floor: its crash 10 min in is found at 2:00
+    assert adaptive.latencies == {
+        base + 2: timedelta(hours=2) - timedelta(minutes=10),
+        base + 5: timedelta(hours=2) - timedelta(minutes=30),
+    }
+    # Bihar's is 3 x 30 h: its healthy 30 h run is never judged dead
+    assert adaptive.false_positives == {}
+    assert adaptive.left_alone == 0

@@ -2,6 +2,7 @@
 invariants."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from cleanup_core import Action, CheckpointInfo, CheckpointStatus, Policy, RunFacts, RunState
 from cleanup_core.classify import classify
+from cleanup_core.durations import PortalStats
 from cleanup_core.timestamps import format_utc
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -239,7 +241,11 @@ def test_dead_verdict_carries_its_evidence():
     verdict = judge(started_at=OLD, extracted_total_tenders=None)
     assert rules(verdict) == {"no_progress", "no_checkpoint", "old"}
     old = next(r for r in verdict.reasons if r.rule == "old")
-    assert old.evidence == {"age_hours": 48.0, "age_threshold_hours": 24.0}
+    assert old.evidence == {
+        "age_hours": 48.0,
+        "age_threshold_hours": 24.0,
+        "threshold_source": "default",
+    }
     assert verdict.age_hours == pytest.approx(48.0)
     as_dict = verdict.to_dict()
     assert as_dict["id"] == 1
@@ -273,10 +279,10 @@ def test_excluded_portal_is_never_dead():
 
 
 def test_per_portal_threshold_is_applied():
-    slow = Policy(timedelta(hours=72), timedelta(minutes=30), threshold_source="portal policy")
+    slow = Policy(timedelta(hours=72), timedelta(minutes=30), threshold_source="config")
     verdict = judge(policy=slow, started_at=OLD)
     assert verdict.state is RunState.YOUNG
-    assert "threshold 72 h, portal policy" in verdict.summary
+    assert "(threshold 72 h (config for this portal))" in verdict.summary
 
 
 def test_per_portal_heartbeat_timeout_is_applied():
@@ -546,3 +552,25 @@ def test_a_run_out_of_automatic_resume_attempts_needs_a_person():
     assert judge(auto_resumes=9, started_at=utc(hours=30)).state is RunState.DEAD
     alive = judge(auto_resumes=9, last_heartbeat_at=utc(minutes=1), **base)
     assert alive.state is RunState.ALIVE and not alive.resumable_by_hand
+
+
+def test_only_an_alive_or_young_run_is_flagged_overdue():
+    # Learned from runs of 20 min (p99 20 min): overdue after an hour; the threshold says 72 h.
+    stats = PortalStats.of("Assam", [20 * 60.0] * 30)
+    policy = Policy(
+        timedelta(hours=72),
+        timedelta(minutes=30),
+        threshold_source="config",
+        history=stats,
+        overdue_after=timedelta(hours=1),
+    )
+    alive = judge(policy=policy, started_at=YOUNG, last_heartbeat_at=utc(minutes=1))
+    young = judge(policy=policy, started_at=YOUNG)
+    assert (alive.state, alive.overdue) == (RunState.ALIVE, True)
+    assert (young.state, young.overdue) == (RunState.YOUNG, True)
+    assert "overdue: running 2.0 h, longer than 1.0 h" in young.summary
+    on_time = judge(policy=replace(policy, overdue_after=timedelta(hours=3)), started_at=YOUNG)
+    assert not on_time.overdue and "overdue" not in on_time.summary
+    # A run judged dead is reported as dead; overdue would say nothing more.
+    dead = judge(policy=replace(policy, age_threshold=timedelta(hours=1)), started_at=YOUNG)
+    assert (dead.state, dead.overdue) == (RunState.DEAD, False)
