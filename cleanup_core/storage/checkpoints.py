@@ -43,7 +43,7 @@ def upsert_checkpoint(
         tender_ids=tender_ids,
         updated_at=now,
         cursor_changed_at=now,
-        run_started_at=select(RUNS.c.started_at).where(RUNS.c.id == run_id).scalar_subquery(),
+        run_started_at=_start_to_keep(conn, run_id),
     )
     moved = case(
         (
@@ -67,6 +67,25 @@ def upsert_checkpoint(
         },
     )
     conn.execute(stmt)
+
+
+def _start_to_keep(conn: Connection, run_id: int) -> object:
+    """The run's ``started_at`` as the checkpoint keeps it, to tell a later run under the same
+    id apart. On PostgreSQL a legacy table's text or number start cannot go into the
+    ``timestamptz`` column: ``None`` then (ids there come from a sequence and are not reused)."""
+    started = conn.execute(select(RUNS.c.started_at).where(RUNS.c.id == run_id)).scalar()
+    if conn.dialect.name == "postgresql" and not isinstance(started, datetime):
+        return None
+    return started
+
+
+def _same_start(kept: object, current: object) -> bool:
+    """Whether a checkpoint kept for a run that started at ``kept`` belongs to the run that now
+    has its id and started at ``current`` (compared in Python: a legacy column's type may not
+    compare with the checkpoint's in SQL)."""
+    if kept is None:
+        return current is None or not isinstance(current, datetime)
+    return bool(kept == current)
 
 
 def restart_cursor_clock(conn: Connection, run_id: int, now: datetime) -> None:
@@ -100,14 +119,12 @@ def run_checkpoints(conn: Connection, run_ids: Sequence[int]) -> dict[int, Store
     found: dict[int, StoredCheckpoint] = {}
     for chunk in chunks(run_ids):
         stmt = (
-            select(*_COLUMNS)
+            select(*_COLUMNS, CHECKPOINTS.c.run_started_at, RUNS.c.started_at)
             .join(RUNS, RUNS.c.id == CHECKPOINTS.c.run_id)
-            .where(
-                CHECKPOINTS.c.run_id.in_(chunk),
-                RUNS.c.started_at.is_not_distinct_from(CHECKPOINTS.c.run_started_at),
-                RUNS.c.attempt >= CHECKPOINTS.c.attempt,
-            )
+            .where(CHECKPOINTS.c.run_id.in_(chunk), RUNS.c.attempt >= CHECKPOINTS.c.attempt)
         )
-        for row in conn.execute(stmt):
-            found[row.run_id] = StoredCheckpoint(*row)
+        for *values, started_then, started_now in conn.execute(stmt):
+            if _same_start(started_then, started_now):
+                stored = StoredCheckpoint(*values)
+                found[stored.run_id] = stored
     return found
