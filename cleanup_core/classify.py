@@ -159,8 +159,8 @@ class Verdict:
             "last_progress_at": _iso(self.last_progress_at),
             "worker_id": self.worker_id,
             "attempt": self.attempt,
-            "age_threshold_hours": round(self.policy.age_threshold_hours, 2),
-            "threshold_hours": round(self.policy.age_threshold_hours, 2),
+            "age_threshold_hours": self.policy.age_threshold_hours,
+            "threshold_hours": self.policy.age_threshold_hours,
             "threshold_source": str(self.policy.threshold_source),
             "overdue": self.overdue,
             "checkpoint": self.checkpoint.to_dict(),
@@ -375,9 +375,10 @@ def _explain(v: Verdict, rule: Rule) -> Reason:
             age = v.now - v.started_at if v.started_at is not None else timedelta(0)
             hours = max(age.total_seconds() / 3600, 0.0)
             message = f"started {hours:.1f} h ago ({v.policy.threshold_text})"
+            # The threshold exactly as applied: the audit trail keeps what the clean-up used.
             evidence = {
                 "age_hours": round(hours, 2),
-                "age_threshold_hours": round(v.policy.age_threshold_hours, 2),
+                "age_threshold_hours": v.policy.age_threshold_hours,
                 "threshold_source": str(v.policy.threshold_source),
             }
             return Reason(rule, message, evidence)
