@@ -120,7 +120,7 @@ def test_resume_on_the_demo_runs_the_demo_scraper_to_completion(
     assert len({c for c in counts if c < 120}) >= 2, f"the counters climb: {sorted(counts)}"
     expect(page.locator("#detail-extracted")).to_have_text("120")
     expect(page.locator("#detail-attempt")).to_contain_text("2")
-    expect(page.locator("#detail-events")).to_contain_text("resume_launched")
+    expect(page.locator("#detail-events")).to_contain_text("Resume launched")
     assert demo_app.service.run_status(run_id) == "completed"
 
 
