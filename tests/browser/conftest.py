@@ -151,6 +151,17 @@ def launch_config(recorder: str) -> str:
     return "\n".join(lines)
 
 
+# Modules that start an app of their own. `reflex run` exports the frontend into the checkout's
+# one .web folder with its backend's port built in, so after such a start the shared app's pages
+# talk to that other (soon stopped) backend: "Cannot connect to server". They run after every
+# test of the shared app.
+OWN_APP_MODULES = frozenset({"test_demo_loop.py", "test_scaleout.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name in OWN_APP_MODULES)  # stable: order kept within
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """Accounts made with the CLI, then the app started the way an operator starts it."""
