@@ -75,18 +75,28 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
 _hours = _positive("hours")
 
 
-def _scan_seconds(value: object) -> float:
-    """How old the dashboard's shared scan may be: 0 (every page view scans) to 60 seconds."""
-    wanted = "must be a number of seconds from 0 to 60"
-    if isinstance(value, bool):
-        raise ValueError(wanted)
-    try:
-        number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(wanted) from None
-    if not math.isfinite(number) or not 0 <= number <= 60:
-        raise ValueError(wanted)
-    return number
+def _number_between(minimum: float, maximum: float, what: str) -> Callable[[object], float]:
+    """A parser for a finite number from ``minimum`` to ``maximum`` (``what``: "of seconds ")."""
+    wanted = f"must be a number {what}from {minimum:g} to {maximum:g}"
+
+    def parse(value: object) -> float:
+        if isinstance(value, bool):
+            raise ValueError(wanted)
+        try:
+            number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(wanted) from None
+        if not math.isfinite(number) or not minimum <= number <= maximum:
+            raise ValueError(wanted)
+        return number
+
+    return parse
+
+
+# How old the dashboard's shared scan may be: 0 (every page view scans) to 60 seconds.
+_scan_seconds = _number_between(0, 60, "of seconds ")
+# How many times a duration (overdue_factor).
+_factor = _number_between(1, 1000, "")
 
 
 def _whole(kind: str, minimum: int, maximum: int) -> Callable[[object], int]:
@@ -134,20 +144,6 @@ def validate_threshold_hours(value: object, name: str = "age_threshold_hours") -
         return _hours(value)
     except ValueError as exc:
         raise ValueError(f"{name} {exc}, got {value!r}") from None
-
-
-def _factor(value: object) -> float:
-    """How many times a duration: a finite number from 1 to 1000."""
-    wanted = "must be a number from 1 to 1000"
-    if isinstance(value, bool):
-        raise ValueError(wanted)
-    try:
-        number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(wanted) from None
-    if not math.isfinite(number) or not 1 <= number <= 1000:
-        raise ValueError(wanted)
-    return number
 
 
 def _boolean(value: object) -> bool:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 INI = """\
@@ -137,3 +138,19 @@ def _wait_until_listening(process: subprocess.Popen[bytes], bouncer: PgBouncer) 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"pgbouncer did not listen on port {bouncer.port}: {bouncer.log}")
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards: tests behind PgBouncer need one
+    each, because a transaction pooler passes no startup options, so no schema per test."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{os.getpid()}_{os.urandom(4).hex()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

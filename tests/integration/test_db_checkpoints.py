@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
 from cleanup_core import COMPLETED, CleanupService, RunFencedError, RunState, Settings, track_run
@@ -34,7 +33,7 @@ from cleanup_core.reports import run_detail
 from cleanup_core.storage import checkpoints as stored_checkpoints
 from cleanup_core.vocabulary import Action, ProblemKind
 from tests.conftest import NOW, PG_ADMIN_URL, TZ, ago
-from tests.helpers.pgbouncer import running_pgbouncer
+from tests.helpers.pgbouncer import fresh_database, running_pgbouncer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SCRAPER = ROOT / "examples" / "demo_scraper.py"
@@ -212,17 +211,8 @@ def test_a_scraper_killed_on_one_host_resumes_on_another_from_the_stored_cursor(
 
 @pytest.fixture
 def pooled_database() -> Iterator[str]:
-    """A new database (PgBouncer passes no startup options, so no schema per test)."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cleanup_ckpt_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with fresh_database(PG_ADMIN_URL, "cleanup_ckpt") as name:
         yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

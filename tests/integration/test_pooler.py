@@ -40,7 +40,7 @@ from cleanup_core.db import Database
 from cleanup_core.demo import synthetic_portal
 from cleanup_core.models import Run
 from tests.conftest import NOW, PG_ADMIN_URL, TZ
-from tests.helpers.pgbouncer import PgBouncer, running_pgbouncer
+from tests.helpers.pgbouncer import PgBouncer, fresh_database, running_pgbouncer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,18 +54,8 @@ def bouncer() -> Iterator[PgBouncer]:
 
 @pytest.fixture
 def database_name() -> Iterator[str]:
-    """A new database on the server (PgBouncer passes no startup options, so tests cannot pick
-    a schema per test the way the other fixtures do)."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cleanup_pool_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with fresh_database(PG_ADMIN_URL, "cleanup_pool") as name:
         yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
