@@ -49,6 +49,19 @@ _TEN_YEARS = {"hours": 87_600.0, "minutes": 5_256_000.0, "seconds": 315_360_000.
 _ONE_MILLISECOND = {"hours": 1 / 3_600_000, "minutes": 1 / 60_000, "seconds": 0.001}
 
 
+def _finite_number(value: object, wanted: str) -> float:
+    """``value`` as a finite number (not a boolean), or ``ValueError(wanted)``."""
+    if isinstance(value, bool):
+        raise ValueError(wanted)
+    try:
+        number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(wanted) from None
+    if not math.isfinite(number):
+        raise ValueError(wanted)
+    return number
+
+
 def _positive(kind: str, maximum: float | None = None) -> Callable[[object], float]:
     """A parser for a positive, finite number of ``kind`` up to ``maximum`` (default: ten
     years' worth, for a duration); a duration must also be at least one millisecond."""
@@ -57,13 +70,8 @@ def _positive(kind: str, maximum: float | None = None) -> Callable[[object], flo
     wanted = f"must be a positive, finite number of {kind}, at most {limit:g}"
 
     def parse(value: object) -> float:
-        if isinstance(value, bool):
-            raise ValueError(wanted)
-        try:
-            number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(wanted) from None
-        if not math.isfinite(number) or not 0 < number <= limit:
+        number = _finite_number(value, wanted)
+        if not 0 < number <= limit:
             raise ValueError(wanted)
         if shortest is not None and number < shortest:
             raise ValueError(f"{wanted} and at least one millisecond ({shortest:.3g} {kind})")
@@ -80,13 +88,8 @@ def _number_between(minimum: float, maximum: float, what: str) -> Callable[[obje
     wanted = f"must be a number {what}from {minimum:g} to {maximum:g}"
 
     def parse(value: object) -> float:
-        if isinstance(value, bool):
-            raise ValueError(wanted)
-        try:
-            number = float(value)  # type: ignore[arg-type]  # anything: float() tells if a number
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(wanted) from None
-        if not math.isfinite(number) or not minimum <= number <= maximum:
+        number = _finite_number(value, wanted)
+        if not minimum <= number <= maximum:
             raise ValueError(wanted)
         return number
 
