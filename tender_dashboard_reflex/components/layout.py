@@ -482,10 +482,16 @@ def missing_command(setting: str, element_id: rx.Var[str] | str) -> rx.Component
 
 
 def launch_button(
-    button: rx.Component, configured: rx.Var[bool], setting: str, element_id: rx.Var[str]
+    *children: Any,
+    configured: rx.Var[bool],
+    setting: str,
+    element_id: rx.Var[str],
+    **props: Any,
 ) -> rx.Component:
-    """A launch button (Resume, Start, Clean up & start) when its command is set; otherwise the
-    same button disabled, with why underneath."""
+    """A launch button (Resume, Start, Clean up & start; ``children`` and ``props`` as for
+    ``rx.button``) when its command is set; otherwise the same button disabled, with why
+    underneath (``element_id`` names that note)."""
+    button = rx.button(*children, disabled=~configured, **props)
     return rx.cond(
         configured,
         button,

@@ -153,18 +153,15 @@ def resume_button(
     """Resume, disabled with why when the run's portal has no resume_command; a spinner while
     ``handler`` runs."""
     return launch_button(
-        rx.button(
-            rx.icon("play", size=14),
-            "Resume",
-            size="1",
-            on_click=on_click,
-            loading=working(handler),
-            disabled=~configured,
-            id="resume-" + run_id.to_string(),
-        ),
-        configured,
-        "resume_command",
-        "no-resume-command-" + run_id.to_string(),
+        rx.icon("play", size=14),
+        "Resume",
+        configured=configured,
+        setting="resume_command",
+        element_id="no-resume-command-" + run_id.to_string(),
+        size="1",
+        on_click=on_click,
+        loading=working(handler),
+        id="resume-" + run_id.to_string(),
     )
 
 
