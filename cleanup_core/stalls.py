@@ -88,29 +88,22 @@ def judge_stall(verdict: Verdict, stall_after: timedelta, now: datetime) -> Stal
             cursor_since = parse_timestamp(checkpoint.cursor_changed_at, verdict.tz)
         except ValueError:
             cursor_since = None
-    if cursor_since is not None:
-        if now - cursor_since <= stall_after:
-            return None
-        return Stall(
-            StallKind.CURSOR,
-            cursor_since,
-            (now - cursor_since).total_seconds() / 60,
-            limit,
-            cursor=checkpoint.cursor,
-            where=cursor_location(checkpoint.cursor),
-            heartbeat_age_minutes=verdict.heartbeat_age_minutes,
-        )
-    progress = verdict.last_progress_at
-    since = progress or verdict.started_at
+    since: datetime | None
+    if cursor_since is not None:  # the cursor's own clock decides
+        kind, since, never_progressed = StallKind.CURSOR, cursor_since, False
+    else:  # no stored cursor: the last progress (or the start) decides
+        progress = verdict.last_progress_at
+        kind, since = StallKind.PROGRESS, progress or verdict.started_at
+        never_progressed = progress is None
     if since is None or now - since <= stall_after:
         return None
     return Stall(
-        StallKind.PROGRESS,
+        kind,
         since,
         (now - since).total_seconds() / 60,
         limit,
         cursor=checkpoint.cursor,
         where=cursor_location(checkpoint.cursor),
         heartbeat_age_minutes=verdict.heartbeat_age_minutes,
-        no_progress_since_start=progress is None,
+        no_progress_since_start=never_progressed,
     )
